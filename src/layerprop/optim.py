@@ -1,0 +1,234 @@
+"""Update rules: the book's SGD step and the optimizers users expect, all masked by E.
+
+The book (SSBD 20.6): w^(i+1) = w^(i) - eta_i (v_i + lam w^(i)). ``"momentum"``, ``"nesterov"``
+and ``"adam"`` follow scikit-learn's ``SGDOptimizer`` / ``AdamOptimizer`` with the book's
+lam w term added to the gradient. Every rule keeps phantom entries (edges not in E) exactly 0.0:
+the gradient, the lam w term, the optimizer state and the new weights are all masked.
+
+Arrays live in the network's array namespace. For NumPy weights the update is done in place
+(same operations in the same order, hence bitwise the same numbers as the expression).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+import numpy as np
+
+from ._xp import array_device, array_namespace, is_numpy_array, to_numpy
+
+
+def _check_unit(value, name, closed_low=True):
+    if isinstance(value, bool) or not isinstance(value, Real) or not (0 <= value < 1) \
+            or (not closed_low and value == 0):
+        low = "[0" if closed_low else "(0"
+        raise ValueError(f"{name} must be a number in {low}, 1); got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class: holds lam, whether biases are regularized, and masked per-array state.
+
+    ``step(net, gW, gb, eta)`` updates ``net``'s weights from the mean gradient (gW, gb).
+    """
+
+    name = "base"
+    _state_names: tuple = ()
+
+    def __init__(self, net, *, lam=0.0, regularize_bias=True, momentum=0.9, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8):
+        if isinstance(lam, bool) or not isinstance(lam, Real) or not math.isfinite(lam) or lam < 0:
+            raise ValueError(f"l2 (lambda) must be a finite number >= 0; got {lam!r}")
+        self.lam = float(lam)
+        self.regularize_bias = bool(regularize_bias)
+        self.lam_b = self.lam if self.regularize_bias else 0.0
+        self.xp = array_namespace(net.W[0])
+        self.numpy = is_numpy_array(net.W[0])
+        self.masks = list(net.masks)
+        self.bias_masks = [None] * len(net.W) if net.bias_masks is None else list(net.bias_masks)
+        # phantom positions for the in-place NumPy path (None where every edge is in E)
+        off = lambda m: None if m is None or bool(np.all(m)) else np.logical_not(m)
+        self._off = [off(m) for m in self.masks] if self.numpy else None
+        self._off_b = [off(m) for m in self.bias_masks] if self.numpy else None
+        self.state = {n: self._zeros_like(net) for n in self._state_names}
+        self.t = 0  # steps done (Adam's bias correction)
+
+    def _zeros_like(self, net):
+        xp = self.xp
+        return ([xp.zeros_like(w) for w in net.W], [None if v is None else xp.zeros_like(v) for v in net.b])
+
+    def _mask(self, x, m, off):
+        """Entries off the edge set set to exactly 0.0 (in place for NumPy)."""
+        if m is None:
+            return x
+        if self.numpy:
+            if off is not None:
+                x[off] = 0.0
+            return x
+        return self.xp.where(m, x, self.xp.zeros((), dtype=x.dtype))
+
+    def _arrays(self, net, gW, gb):
+        """(W, gradient, lam, mask, phantom positions, state slot) for every weight array."""
+        out = []
+        for t in range(len(net.W)):
+            offW = self._off[t] if self.numpy else None
+            out.append(("W", t, net.W[t], gW[t], self.lam, self.masks[t], offW))
+            if net.b[t] is not None:
+                offb = self._off_b[t] if self.numpy else None
+                out.append(("b", t, net.b[t], gb[t], self.lam_b, self.bias_masks[t], offb))
+        return out
+
+    def step(self, net, gW, gb, eta) -> None:
+        """One update of every weight of ``net`` from the mean gradient (gW, gb) and step size eta_i."""
+        self.t += 1
+        newW, newb = list(net.W), list(net.b)
+        for kind, t, w, g, lam, m, off in self._arrays(net, gW, gb):
+            w = self._update(kind, t, w, g, lam, eta, m, off)
+            (newW if kind == "W" else newb)[t] = w
+        if not self.numpy:
+            net.replace_params(newW, newb)
+
+    def _slot(self, name, kind, t):
+        return self.state[name][0 if kind == "W" else 1][t]
+
+    def _set_slot(self, name, kind, t, value):
+        self.state[name][0 if kind == "W" else 1][t] = value
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The optimizer state as NumPy arrays (for checkpoints): ``{name}.W.{t}``, ``{name}.b.{t}``, ``t``."""
+        d = {"t": np.array(self.t, dtype=np.int64)}
+        for name, (Ws, bs) in self.state.items():
+            for t, w in enumerate(Ws):
+                d[f"{name}.W.{t}"] = np.array(to_numpy(w), copy=True)
+            for t, v in enumerate(bs):
+                if v is not None:
+                    d[f"{name}.b.{t}"] = np.array(to_numpy(v), copy=True)
+        return d
+
+    def load_state_dict(self, d) -> None:
+        """Restore the state saved by :meth:`state_dict` (exact: same numbers, same dtype)."""
+        want = set(self.state_dict())
+        if set(d) != want:
+            raise ValueError(f"optimizer state for {self.name!r} must have keys {sorted(want)}; got {sorted(d)}")
+        self.t = int(np.asarray(d["t"]))
+        for name, (Ws, bs) in self.state.items():
+            for arrs, kind in ((Ws, "W"), (bs, "b")):
+                for t, old in enumerate(arrs):
+                    if old is None:
+                        continue
+                    new = np.asarray(d[f"{name}.{kind}.{t}"])
+                    if new.shape != tuple(old.shape):
+                        raise ValueError(f"optimizer state {name}.{kind}.{t} must have shape "
+                                         f"{tuple(old.shape)}; got {new.shape}")
+                    arrs[t] = (new.astype(old.dtype, copy=True) if self.numpy else
+                               self.xp.asarray(new, dtype=old.dtype, device=array_device(old)))
+
+
+class BookSGD(Optimizer):
+    """The book's update (SSBD 20.6): w <- w - eta_i (v_i + lam w)."""
+
+    name = "sgd"
+
+    def _update(self, kind, t, w, g, lam, eta, m, off):
+        if self.numpy:  # in place: the same operations as the expression below, in the same order
+            if lam:
+                u = lam * w
+                u += g
+            else:
+                u = g.copy()
+            u *= eta
+            w -= u
+            return self._mask(w, m, off)
+        return self._mask(w - eta * (g + lam * w) if lam else w - eta * g, m, off)
+
+
+class Momentum(Optimizer):
+    """Heavy-ball momentum (scikit-learn's SGDOptimizer): u = mu u - eta_i (v_i + lam w); w += u."""
+
+    name = "momentum"
+    _state_names = ("velocity",)
+
+    def __init__(self, net, *, momentum=0.9, **kw):
+        super().__init__(net, **kw)
+        self.mu = _check_unit(momentum, "momentum")
+
+    def _direction(self, g, w, lam, m, off):
+        d = g + lam * w if lam else g
+        return self._mask(d, m, off)
+
+    def _update(self, kind, t, w, g, lam, eta, m, off):
+        d = self._direction(g, w, lam, m, off)
+        u = self._mask(self.mu * self._slot("velocity", kind, t) - eta * d, m, off)
+        self._set_slot("velocity", kind, t, u)
+        return self._apply(w, u, d, eta, m, off)
+
+    def _apply(self, w, u, d, eta, m, off):
+        if self.numpy:
+            w += u
+            return self._mask(w, m, off)
+        return self._mask(w + u, m, off)
+
+
+class Nesterov(Momentum):
+    """Nesterov momentum as scikit-learn: u = mu u - eta_i d; w += mu u - eta_i d (d = v_i + lam w)."""
+
+    name = "nesterov"
+
+    def _apply(self, w, u, d, eta, m, off):
+        step = self.mu * u - eta * d
+        if self.numpy:
+            w += step
+            return self._mask(w, m, off)
+        return self._mask(w + step, m, off)
+
+
+class Adam(Optimizer):
+    """Adam as scikit-learn's AdamOptimizer, with d = v_i + lam w as the gradient:
+    m = b1 m + (1-b1) d; s = b2 s + (1-b2) d^2; w -= eta_i sqrt(1-b2^t)/(1-b1^t) m / (sqrt(s) + eps)."""
+
+    name = "adam"
+    _state_names = ("m", "s")
+
+    def __init__(self, net, *, beta_1=0.9, beta_2=0.999, epsilon=1e-8, **kw):
+        super().__init__(net, **kw)
+        self.beta_1 = _check_unit(beta_1, "beta_1")
+        self.beta_2 = _check_unit(beta_2, "beta_2")
+        if isinstance(epsilon, bool) or not isinstance(epsilon, Real) or not math.isfinite(epsilon) or epsilon <= 0:
+            raise ValueError(f"epsilon must be a finite number > 0; got {epsilon!r}")
+        self.epsilon = float(epsilon)
+
+    def _update(self, kind, t, w, g, lam, eta, m, off):
+        xp = self.xp
+        d = self._mask(g + lam * w if lam else g + 0.0, m, off)
+        mo = self._mask(self.beta_1 * self._slot("m", kind, t) + (1 - self.beta_1) * d, m, off)
+        s = self._mask(self.beta_2 * self._slot("s", kind, t) + (1 - self.beta_2) * (d * d), m, off)
+        self._set_slot("m", kind, t, mo)
+        self._set_slot("s", kind, t, s)
+        rate = eta * math.sqrt(1 - self.beta_2 ** self.t) / (1 - self.beta_1 ** self.t)
+        upd = -rate * mo / (xp.sqrt(s) + self.epsilon)
+        if self.numpy:
+            w += upd
+            return self._mask(w, m, off)
+        return self._mask(w + upd, m, off)
+
+
+OPTIMIZERS = {"sgd": BookSGD, "momentum": Momentum, "nesterov": Nesterov, "adam": Adam}
+
+
+def get_optimizer(name, net, **kw) -> Optimizer:
+    """The optimizer ``name`` for ``net`` (keywords: lam, regularize_bias, momentum, beta_1, beta_2, epsilon)."""
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}; got {name!r}")
+    unknown = set(kw) - set(_KEYWORDS["adam"]) - set(_KEYWORDS["momentum"])
+    if unknown:
+        raise TypeError(f"get_optimizer() got unexpected keyword arguments {sorted(unknown)}")
+    return OPTIMIZERS[name](net, **{k: v for k, v in kw.items() if k in _KEYWORDS[name]})
+
+
+# which keywords each rule uses (the others are accepted and ignored, so one call fits all)
+_KEYWORDS = {"sgd": ("lam", "regularize_bias"),
+             "momentum": ("lam", "regularize_bias", "momentum"),
+             "nesterov": ("lam", "regularize_bias", "momentum"),
+             "adam": ("lam", "regularize_bias", "beta_1", "beta_2", "epsilon")}
