@@ -3,18 +3,19 @@
 from importlib import import_module as _import_module
 
 from .activations import ACTIVATIONS, Activation
+from .gradcheck import GradcheckResult, gradcheck
 from .graph import LayeredGraph
+from .jacobian import chain_rule_check, jacobian_w, jacobian_x
 from .losses import LOSSES, Loss
 from .network import Gradient, Network, Trace
+from .theory import network_facts
 
 __version__ = "0.1.0"
 
 # Names from modules that import heavier libraries load on first use (PEP 562), so that
 # `import layerprop` and the `layerprop` command start fast.
+# A lazy name must differ from its module's name (importing a submodule binds the module there).
 _LAZY = {
-    "gradcheck": "gradcheck", "GradcheckResult": "gradcheck",
-    "jacobian_w": "jacobian", "jacobian_x": "jacobian", "chain_rule_check": "jacobian",
-    "theory": "theory", "network_facts": "theory",
 }
 
 
@@ -25,4 +26,5 @@ def __getattr__(name):
 
 
 __all__ = ["ACTIVATIONS", "Activation", "LOSSES", "Loss", "LayeredGraph", "Network", "Trace",
-           "Gradient", *_LAZY]
+           "Gradient", "gradcheck", "GradcheckResult", "jacobian_w", "jacobian_x",
+           "chain_rule_check", "network_facts", *_LAZY]
