@@ -92,6 +92,19 @@ def binary_cross_entropy_g(a, y):
     return sigmoid(a) - y
 
 
+def poisson(o, y):
+    """Half the Poisson deviance per row, on identity-output log-means o_T (log link, as
+    scikit-learn's MLPRegressor(loss="poisson") with its exp output): exp(o) - y o + y log y - y."""
+    xp = array_namespace(o, y)
+    y_log_y = y * xp.log(xp.where(y > 0, y, xp.ones_like(y)))
+    return xp.sum(xp.exp(o) - y * o + y_log_y - y, axis=-1)
+
+
+def poisson_delta(o, y):
+    """delta_T = exp(o_T) - y (the mean exp(o_T) minus the count)."""
+    return array_namespace(o, y).exp(o) - y
+
+
 LOSSES: dict[str, Loss] = {
     "squared": Loss("squared", squared, squared_delta),
     "softmax_cross_entropy": Loss(
@@ -103,6 +116,7 @@ LOSSES: dict[str, Loss] = {
         requires_output="sigmoid", fused_g=binary_cross_entropy_g,
         value_from_a=binary_cross_entropy_from_a,
     ),
+    "poisson": Loss("poisson", poisson, poisson_delta, requires_output="identity"),
 }
 """The losses by name."""
 
