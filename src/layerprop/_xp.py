@@ -8,9 +8,9 @@ on NumPy, array-api-strict, torch and CuPy arrays. Conversion to NumPy happens o
 from __future__ import annotations
 
 import numpy as np
-from array_api_compat import array_namespace, device as array_device, is_numpy_array
+from array_api_compat import array_namespace, device as array_device, is_array_api_obj, is_numpy_array
 
-__all__ = ["array_namespace", "array_device", "to_numpy", "is_numpy_array", "asarray_like"]
+__all__ = ["array_namespace", "array_device", "to_numpy", "is_numpy_array", "is_array_api_obj", "asarray_like"]
 
 
 def to_numpy(x):

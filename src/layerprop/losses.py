@@ -68,7 +68,7 @@ def softmax_cross_entropy_delta(o, y):
 def binary_cross_entropy(o, y):
     """-(y log o + (1 - y) log(1 - o)) summed over outputs, from the sigmoid outputs o_T."""
     xp = array_namespace(o, y)
-    tiny = xp.finfo(o.dtype).tiny
+    tiny = xp.finfo(o.dtype).smallest_normal
     o = xp.clip(o, tiny, 1 - xp.finfo(o.dtype).eps / 2)
     return -xp.sum(y * xp.log(o) + (1 - y) * xp.log1p(-o), axis=-1)
 
@@ -82,7 +82,7 @@ def binary_cross_entropy_from_a(a, y):
 def binary_cross_entropy_delta(o, y):
     """delta_T = (o_T - y) / (o_T (1 - o_T)), with o_T kept off 0 and 1."""
     xp = array_namespace(o, y)
-    tiny = xp.finfo(o.dtype).tiny
+    tiny = xp.finfo(o.dtype).smallest_normal
     o = xp.clip(o, tiny, 1 - xp.finfo(o.dtype).eps / 2)
     return (o - y) / (o * (1 - o))
 

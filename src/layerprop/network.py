@@ -8,7 +8,7 @@ from typing import Optional
 import numpy as np
 
 from . import backprop as bp
-from ._xp import array_device, array_namespace, is_numpy_array, to_numpy
+from ._xp import array_device, array_namespace, is_array_api_obj, is_numpy_array, to_numpy
 from .activations import get_activation
 from .graph import LayeredGraph
 from .losses import get_loss
@@ -323,15 +323,18 @@ def _check_dtype(dtype) -> np.dtype:
 
 
 def _as_float_array(X, xp, like, name):
-    """X as a floating array of the network's dtype and namespace; refuses strings, objects, complex."""
-    if isinstance(X, np.ndarray) or not hasattr(X, "__array_namespace__"):
+    """X as a floating array of the network's dtype and namespace; refuses strings, objects, complex.
+
+    NumPy arrays and nested lists are accepted by a network of any namespace (and moved there);
+    an array of another namespace (torch into a CuPy network, say) is refused, not moved.
+    """
+    if not is_array_api_obj(X) or is_numpy_array(X):
         arr = np.asarray(X)
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
         if is_numpy_array(like):
             return arr.astype(like.dtype, copy=False)
-        return xp.asarray(arr.astype(to_numpy(like[:1] if like.ndim else like).dtype),
-                          device=array_device(like))
+        return xp.asarray(arr.astype(str(like.dtype).rsplit(".", 1)[-1]), device=array_device(like))
     if array_namespace(X) is not xp:
         raise TypeError(f"{name} is a {type(X).__module__} array but the network's weights are "
                         f"{type(like).__module__} arrays; convert one of them (net.to(...))")
