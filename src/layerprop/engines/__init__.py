@@ -11,19 +11,51 @@ The contract every engine keeps::
 
 An engine may also offer ``run_book_sgd(net, X, Y, rows, etas, lam, regularize_bias)``: the
 book's update with batch size 1 for ``len(rows)`` iterations, in place, returning the loss sum.
+
+The engines:
+
+=============  ==========================================================================
+``reference``  the readable core (``backprop.py``), any array namespace (NumPy, torch, CuPy)
+``numpy``      in-place NumPy float32/float64 with preallocated buffers (``numpy_fast.py``);
+               its ``run_book_sgd`` is a NumPy loop (the fallback when numba is missing)
+``numba``      the NumPy engine plus the book's batch-1 SGD as one compiled loop
+               (``numba_single.py``; needs the ``fast`` extra)
+=============  ==========================================================================
+
+A GPU engine (torch/CUDA, whole steps captured in CUDA graphs) slots in here the same way: one
+more entry in ``ENGINES`` and one more rule in ``select_engine`` for torch arrays on a CUDA device.
 """
 
 from __future__ import annotations
 
+from . import numba_single, numpy_fast
+from .numba_single import NumbaEngine
+from .numpy_fast import NumpyEngine
 from .reference import ReferenceEngine
 
-ENGINES = {"reference": ReferenceEngine}
+ENGINES = {"reference": ReferenceEngine, "numpy": NumpyEngine, "numba": NumbaEngine}
+_SUPPORTS = {"reference": lambda net: True, "numpy": numpy_fast.supports, "numba": numba_single.supports}
 
 
 def select_engine(net, *, batch_size=1, optimizer="sgd", engine="auto"):
-    """The engine for this network and step: ``engine="reference"`` forces the readable core."""
+    """The engine for this network and step: ``engine="reference"`` forces the readable core.
+
+    ``"auto"`` picks the compiled loop for the book's SGD with batch size 1 (when numba is
+    installed), the in-place NumPy engine for other NumPy float32/float64 networks, and the
+    reference for anything else (torch or CuPy arrays, custom activations).
+    """
     if engine != "auto":
         if engine not in ENGINES:
             raise ValueError(f"engine={engine!r} is not known; choose 'auto' or one of {sorted(ENGINES)}")
+        if engine == "numba" and not numba_single.available():
+            raise ValueError("engine='numba' needs numba (pip install 'layerprop[fast]'); "
+                             "engine='numpy' runs the same algorithm without it")
+        if not _SUPPORTS[engine](net):
+            raise ValueError(f"engine={engine!r} cannot run this network ({net!r}): it needs NumPy "
+                             f"float32/float64 weights and built-in activations; use engine='reference'")
         return ENGINES[engine]()
-    return ReferenceEngine()
+    if not numpy_fast.supports(net):
+        return ReferenceEngine()
+    if batch_size == 1 and optimizer == "sgd" and numba_single.available() and numba_single.supports(net):
+        return NumbaEngine()
+    return NumpyEngine()

@@ -1,0 +1,216 @@
+"""The compiled engine: the book's SGD with batch size 1 (SSBD 20.6) as one numba loop.
+
+For each iteration i: forward on row ``rows[i]``, delta_T, then from the output layer down
+delta_t = W_t^T g_{t+1} (with the old W_t) and the update W_t <- W_t - eta_i (g_{t+1} o_t^T + lam W_t)
+on the edges of E only (phantom entries are never written, so they stay exactly 0.0).
+``g[t] = delta[t] * sigma'(a[t])`` is the folded variant (named g as in ``backprop.py``).
+
+numba is an optional extra (``pip install layerprop[fast]``): it is imported and the loop is
+compiled on first use, not when layerprop is imported (``cache=True`` keeps the machine code on
+disk for the next process). Where numba is missing, :class:`~.numpy_fast.NumpyEngine` runs the
+same algorithm as a NumPy loop. Batches larger than 1 use the NumPy engine's ``gradient_sums``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+
+from .numpy_fast import NumpyEngine, supports as numpy_supports
+
+ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softplus": 5}
+LOSS_CODES = {"squared": 0, "softmax_cross_entropy": 1, "binary_cross_entropy": 2}
+LEAKY_SLOPE = 0.01
+
+_KERNEL = None
+
+
+def available() -> bool:
+    """True when numba can be imported (without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def supports(net) -> bool:
+    """True when the compiled loop computes this network."""
+    return numpy_supports(net) and all(f.name in ACTIVATION_CODES for f in net.act[1:])
+
+
+def _kernel():
+    """The compiled loop (imports numba and compiles on the first call)."""
+    global _KERNEL
+    if _KERNEL is None:
+        _KERNEL = _build()
+    return _KERNEL
+
+
+def _build():
+    import numba
+
+    jit = numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True)
+
+    @jit
+    def sigma(code, a, c):
+        """sigma_t(a) for one neuron (c = the constants 0, 1, leaky slope in a's dtype)."""
+        if code == 1:
+            if a >= c[0]:
+                return c[1] / (c[1] + np.exp(-a))
+            e = np.exp(a)
+            return e / (c[1] + e)
+        if code == 2:
+            return np.tanh(a)
+        if code == 3:
+            return a if a > c[0] else c[0]
+        if code == 4:
+            return a if a > c[0] else a * c[2]
+        if code == 5:
+            return max(a, c[0]) + np.log1p(np.exp(-abs(a)))
+        return a
+
+    @jit
+    def sigma_prime(code, a, o, c):
+        """sigma_t'(a) for one neuron, from o = sigma_t(a) where possible."""
+        if code == 1:
+            return o * (c[1] - o)
+        if code == 2:
+            return c[1] - o * o
+        if code == 3:
+            return c[1] if o > c[0] else c[0]
+        if code == 4:
+            return c[1] if o > c[0] else c[2]
+        if code == 5:
+            return sigma(1, a, c)
+        return c[1]
+
+    @jit
+    def forward(W, b, has_bias, acts, a, o, c):
+        """Forward pass (SSBD 20.6): a_{t+1} = W_t o_t + b_t, o_{t+1} = sigma(a_{t+1})."""
+        T = len(W)
+        for t in range(T):
+            Wt, ot, at, on = W[t], o[t], a[t + 1], o[t + 1]
+            for i in range(Wt.shape[0]):
+                s = Wt[i, 0] * ot[0]
+                for j in range(1, Wt.shape[1]):
+                    s += Wt[i, j] * ot[j]
+                if has_bias:
+                    s += b[t][i]
+                at[i] = s
+                on[i] = sigma(acts[t + 1], s, c)
+
+    @jit
+    def output_g(loss, act_T, a_T, o_T, y, g_T, c):
+        """g_T = delta_T * sigma'(a_T) into g_T; returns the loss on this example."""
+        k = o_T.shape[0]
+        total = 0.0
+        if loss == 0:  # squared: 1/2 ||o - y||^2, delta_T = o - y
+            for i in range(k):
+                d = o_T[i] - y[i]
+                total += 0.5 * d * d
+                g_T[i] = d * sigma_prime(act_T, a_T[i], o_T[i], c)
+        elif loss == 1:  # softmax cross-entropy on the logits o_T (identity output)
+            m = o_T[0]
+            for i in range(1, k):
+                m = max(m, o_T[i])
+            s = 0.0
+            sy = 0.0
+            syo = 0.0
+            for i in range(k):
+                s += np.exp(o_T[i] - m)
+                sy += y[i]
+                syo += y[i] * o_T[i]
+            total = sy * (m + np.log(s)) - syo
+            for i in range(k):
+                g_T[i] = np.exp(o_T[i] - m) / s * sy - y[i]
+        else:  # binary cross-entropy, sigmoid output: softplus(a) - y a, g_T = sigma(a) - y
+            for i in range(k):
+                total += sigma(5, a_T[i], c) - y[i] * a_T[i]
+                g_T[i] = o_T[i] - y[i]
+        return total
+
+    @jit
+    def run(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam, lam_b, a, o, g, c):
+        """The book's SGD with batch size 1 (SSBD 20.6), in place; returns the sum of the losses."""
+        T = len(W)
+        total = 0.0
+        for it in range(rows.shape[0]):
+            n = rows[it]
+            eta = etas[it]
+            x = o[0]
+            for j in range(x.shape[0]):
+                x[j] = X[n, j]
+            forward(W, b, has_bias, acts, a, o, c)
+            total += output_g(loss, acts[T], a[T], o[T], Y[n], g[T], c)
+            for t in range(T - 1, -1, -1):
+                Wt, gn, ot = W[t], g[t + 1], o[t]
+                if t > 0:  # delta_t = W_t^T g_{t+1}, with W_t before its update; g_t = delta_t sigma'(a_t)
+                    gt = g[t]
+                    for j in range(gt.shape[0]):
+                        gt[j] = 0
+                    for i in range(Wt.shape[0]):
+                        for j in range(Wt.shape[1]):
+                            gt[j] += Wt[i, j] * gn[i]
+                    for j in range(gt.shape[0]):
+                        gt[j] *= sigma_prime(acts[t], a[t][j], ot[j], c)
+                Mt = M[t]
+                for i in range(Wt.shape[0]):  # W_t <- W_t - eta (v + lam W_t), v_ij = g_{t+1,i} o_{t,j}
+                    gi = gn[i]
+                    if dense[t]:
+                        for j in range(Wt.shape[1]):
+                            Wt[i, j] -= eta * (gi * ot[j] + lam * Wt[i, j])
+                    else:
+                        for j in range(Wt.shape[1]):
+                            if Mt[i, j]:
+                                Wt[i, j] -= eta * (gi * ot[j] + lam * Wt[i, j])
+                if has_bias:
+                    bt, bMt = b[t], bM[t]
+                    for i in range(bt.shape[0]):
+                        if bMt[i]:
+                            bt[i] -= eta * (gn[i] + lam_b * bt[i])
+        return total
+
+    return run
+
+
+class NumbaEngine(NumpyEngine):
+    """The NumPy engine's gradient sums, plus the book's batch-1 SGD as one compiled loop."""
+
+    name = "numba"
+
+    def run_book_sgd(self, net, X, Y, rows, etas, lam, regularize_bias=True):
+        """The book's SGD (SSBD 20.6) with batch size 1 for ``len(rows)`` iterations, in place;
+        returns the sum of the losses l(w^(i)) on the rows used."""
+        dt = net.W[0].dtype
+        T = net.T
+        W = tuple(np.ascontiguousarray(w) for w in net.W)
+        has_bias = net.b[0] is not None
+        b = tuple(np.ascontiguousarray(v) for v in net.b) if has_bias else \
+            tuple(np.zeros(0, dt) for _ in range(T))
+        M = tuple(np.ascontiguousarray(m, dtype=np.bool_) for m in net.masks)
+        dense = np.array([bool(np.all(m)) for m in M], dtype=np.bool_)
+        bM = tuple(np.ascontiguousarray(m, dtype=np.bool_) for m in net.bias_masks) \
+            if has_bias and net.bias_masks is not None else tuple(np.ones(len(v), np.bool_) for v in b)
+        acts = np.array([0] + [ACTIVATION_CODES[f.name] for f in net.act[1:]], dtype=np.int64)
+        a = tuple(np.zeros(k, dt) for k in net.k)
+        o = tuple(np.zeros(k, dt) for k in net.k)
+        g = tuple(np.zeros(k, dt) for k in net.k)
+        X, Y = _rows_source(X, dt), _rows_source(Y, dt)
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        etas = np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dtype=dt), rows.shape))
+        lam_b = lam if regularize_bias else 0.0
+        total = _kernel()(W, b, M, bM, dense, has_bias, acts, LOSS_CODES[net.loss.name], X, Y, rows,
+                          etas, dt.type(lam), dt.type(lam_b), a, o, g,
+                          np.array([0, 1, LEAKY_SLOPE], dtype=dt))
+        for t in range(T):  # write back where a contiguous copy was used
+            if W[t] is not net.W[t]:
+                net.W[t][...] = W[t]
+            if has_bias and b[t] is not net.b[t]:
+                net.b[t][...] = b[t]
+        return float(total)
+
+
+def _rows_source(X, dt):
+    """X as a plain C-contiguous ndarray of dtype dt (a memmap is viewed, not copied)."""
+    X = np.asarray(X)
+    if X.dtype != dt or not X.flags.c_contiguous:
+        X = np.ascontiguousarray(X, dtype=dt)
+    return X
