@@ -8,6 +8,7 @@ from .graph import LayeredGraph
 from .jacobian import chain_rule_check, jacobian_w, jacobian_x
 from .losses import LOSSES, Loss
 from .network import Gradient, Network, Trace
+from .sgd import DivergenceError, SGDResult, sgd
 from .theory import network_facts
 
 __version__ = "0.1.0"
@@ -16,6 +17,8 @@ __version__ = "0.1.0"
 # `import layerprop` and the `layerprop` command start fast.
 # A lazy name must differ from its module's name (importing a submodule binds the module there).
 _LAZY = {
+    "MLPClassifier": "estimators", "MLPRegressor": "estimators",
+    "to_onnx": "onnx_export",
 }
 
 
@@ -26,5 +29,5 @@ def __getattr__(name):
 
 
 __all__ = ["ACTIVATIONS", "Activation", "LOSSES", "Loss", "LayeredGraph", "Network", "Trace",
-           "Gradient", "gradcheck", "GradcheckResult", "jacobian_w", "jacobian_x",
+           "Gradient", "sgd", "SGDResult", "DivergenceError", "gradcheck", "GradcheckResult", "jacobian_w", "jacobian_x",
            "chain_rule_check", "network_facts", *_LAZY]
