@@ -1,0 +1,639 @@
+"""SGD for neural networks (SSBD 20.6): ``lp.sgd``, the book's training loop.
+
+    for i = 1..tau:
+        sample a batch (sampling.batch_rows(seed, i, ...))
+        v_i = Backpropagation on it (an engine's gradient sums, made means by ``combine``)
+        w^(i+1) = w^(i) - eta_i (v_i + lam w^(i))          (optim.BookSGD; or another rule)
+    output: the iterate best on the validation set (or the last, or the average)
+
+Around the loop: evaluations every ``eval_every`` iterations (history, best-so-far, early
+stopping, callback, progress), divergence detection, checkpoints and exact resume. The options
+are documented once, in ``docs/training.md`` and in :func:`sgd`'s docstring.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from . import backprop as bp
+from ._xp import array_namespace, is_numpy_array, to_numpy
+from .network import Network
+from .optim import get_optimizer
+from .sampling import MODES, batch_rows, batches_per_epoch, examples_seen, rows_for_range
+from .schedules import get_schedule
+
+__all__ = ["sgd", "SGDResult", "DivergenceError", "combine"]
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+OUTPUTS = ("best", "last", "average")
+
+
+class DivergenceError(ArithmeticError):
+    """Training produced a non-finite loss or weight. ``iteration`` names the step;
+    ``result`` is an :class:`SGDResult` holding the best finite weights found before it."""
+
+    def __init__(self, message, iteration=None, result=None):
+        super().__init__(message)
+        self.iteration = iteration
+        self.result = result
+
+
+@dataclass
+class SGDResult:
+    """What :func:`sgd` returns: the output network and how it was obtained."""
+
+    network: Network
+    history: list
+    best_iteration: Optional[int]
+    best_score: Optional[float]
+    iterations: int
+    recipe: dict
+    stopped_early: bool = False
+    elapsed: float = 0.0
+    stop_reason: str = "completed"  # "completed", "early_stopping" or "callback"
+
+    def __repr__(self):
+        best = "" if self.best_iteration is None else f", best_iteration={self.best_iteration}, best_score={self.best_score:.6g}"
+        return f"SGDResult({self.network!r}, iterations={self.iterations}{best}, stop_reason={self.stop_reason!r})"
+
+
+# -- one step's gradient -------------------------------------------------------------------------
+def combine(loss_sum, weight_sum, gW, gb, reduce=None):
+    """A step's sums over the batch rows -> means: (mean loss, v_W, v_b).
+
+    ``reduce(loss_sum, weight_sum, gW, gb)`` (for a distributed run: an all-reduce over ranks)
+    returns the same four, summed; it is applied before dividing. A batch of total weight 0
+    gives v = 0 (the step then only applies the lam w term).
+    """
+    if reduce is not None:
+        loss_sum, weight_sum, gW, gb = reduce(loss_sum, weight_sum, gW, gb)
+    if weight_sum == 0:
+        return 0.0, [w * 0.0 for w in gW], [None if v is None else v * 0.0 for v in gb]
+    return (loss_sum / weight_sum, [w / weight_sum for w in gW],
+            [None if v is None else v / weight_sum for v in gb])
+
+
+def grad_norm(gW, gb) -> float:
+    """||v||: the Euclidean norm of the gradient over every weight and bias."""
+    xp = array_namespace(gW[0])
+    total = sum(float(xp.sum(w * w)) for w in gW) + sum(float(xp.sum(v * v)) for v in gb if v is not None)
+    return math.sqrt(total)
+
+
+def _clip(gW, gb, c):
+    """v scaled down to norm c when ||v|| > c; returns (gW, gb, ||v|| before clipping)."""
+    norm = grad_norm(gW, gb)
+    if norm > c:
+        s = c / norm
+        gW, gb = [w * s for w in gW], [None if v is None else v * s for v in gb]
+    return gW, gb, norm
+
+
+# -- metrics -------------------------------------------------------------------------------------
+def _mean_loss(net, X, Y):
+    """The mean loss over the rows (arrays already checked)."""
+    a, o = bp.forward(net.W, net.b, net.sigma, X)
+    rows = bp.loss_rows(net.loss, a[-1], o[-1], Y)
+    return float(array_namespace(rows).mean(rows))
+
+
+def _accuracy(net, X, Y):
+    """The fraction of rows where the predicted class is Y's: argmax of o_T vs argmax of Y; with one
+    output, o_T and Y on the same side of 0.5 (sigmoid output) or 0 (any other output)."""
+    o = to_numpy(bp.forward(net.W, net.b, net.sigma, X)[1][-1])
+    y = to_numpy(Y)
+    if o.shape[1] == 1:
+        thr = 0.5 if net.act[-1].name == "sigmoid" else 0.0
+        return float(np.mean((o[:, 0] > thr) == (y[:, 0] > thr)))
+    return float(np.mean(np.argmax(o, axis=1) == np.argmax(y, axis=1)))
+
+
+def _get_metric(metric):
+    """(name, function(net, X, Y) -> float, greater_is_better)."""
+    if metric is None or metric == "loss":
+        return "loss", _mean_loss, False
+    if metric == "accuracy":
+        return "accuracy", _accuracy, True
+    if isinstance(metric, tuple) and len(metric) == 2 and callable(metric[0]) and isinstance(metric[1], bool):
+        fn, gib = metric
+    elif callable(metric) and isinstance(getattr(metric, "greater_is_better", None), bool):
+        fn, gib = metric, metric.greater_is_better
+    else:
+        raise TypeError(f"metric must be 'loss', 'accuracy', a callable(net, X, Y) with a boolean "
+                        f"greater_is_better attribute, or a (callable, greater_is_better) tuple; got {metric!r}")
+    return getattr(fn, "__name__", "custom"), (lambda net, X, Y: float(fn(net, X, Y))), gib
+
+
+# -- argument checks (the boundary) ----------------------------------------------------------------
+def _int_arg(value, name, low=1, high=None):
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (high is not None and value > high):
+        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be an integer {rng}; got {value!r}")
+    return int(value)
+
+
+def _num_arg(value, name, positive=False):
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
+            or value < 0 or (positive and value == 0):
+        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}; got {value!r}")
+    return float(value)
+
+
+def _data_hash(*arrays) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        if a is not None:
+            a = np.ascontiguousarray(to_numpy(a))
+            h.update(str((a.shape, a.dtype.str)).encode())
+            h.update(a.tobytes())
+    return h.hexdigest()[:32]
+
+
+@dataclass
+class _Setup:
+    """The checked arguments of one call."""
+
+    X: object
+    Y: object
+    r: object
+    val: Optional[tuple]
+    tau: int
+    schedule: object
+    optimizer: str
+    opt_kw: dict
+    b: int
+    mode: str
+    seed: int
+    eval_every: int
+    output: str
+    metric: tuple
+    early_stopping: bool
+    patience: int
+    tol: float
+    clip_norm: Optional[float]
+    checkpoint: Optional[Path]
+    checkpoint_every: Optional[int]
+    recipe: dict = field(default_factory=dict)
+    data_hash: str = ""
+
+
+def _check(net, X, Y, a) -> _Setup:
+    """Validate every argument of :func:`sgd` (``a``: its keyword arguments)."""
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a layerprop Network; got {type(net).__name__}")
+    if not net.trainable:
+        raise ValueError("net uses the 'sign' activation, which is for forward use only; it cannot be trained")
+    X, single = net._check_X(X)
+    if single:
+        raise ValueError(f"X must be a 2-D array of rows (n, {net.k[0]}); got a single example of shape {tuple(X.shape)}")
+    n = X.shape[0]
+    Y = net._check_Y(Y, n, False)
+    r = None if a["sample_weight"] is None else net._check_weights(a["sample_weight"], n)
+    val = None
+    if a["validation"] is not None:
+        v = a["validation"]
+        if not isinstance(v, (tuple, list)) or len(v) != 2:
+            raise TypeError(f"validation must be a pair (X_val, Y_val); got {type(v).__name__}")
+        Xv, one = net._check_X(v[0])
+        val = (Xv, net._check_Y(v[1], Xv.shape[0], one))
+    b = _int_arg(a["batch_size"], "batch_size", 1, n)
+    if (a["iterations"] is None) == (a["epochs"] is None):
+        raise ValueError(f"give exactly one of iterations and epochs; got iterations={a['iterations']!r}, epochs={a['epochs']!r}")
+    if a["iterations"] is not None:
+        tau = _int_arg(a["iterations"], "iterations")
+    else:
+        tau = _int_arg(a["epochs"], "epochs") * batches_per_epoch(n, b)
+    mode = a["sampling"] if a["sampling"] is not None else ("uniform" if a["iterations"] is not None else "epochs")
+    if mode not in MODES:
+        raise ValueError(f"sampling must be one of {MODES} or None; got {a['sampling']!r}")
+    lam = _num_arg(a["l2"], "l2")
+    _num_arg(a["step_size"], "step_size", positive=True)
+    schedule = get_schedule(a["schedule"], a["step_size"], total=tau, **a["schedule_kw"])
+    opt_kw = dict(lam=lam, regularize_bias=bool(a["regularize_bias"]), momentum=a["momentum"],
+                  beta_1=a["beta_1"], beta_2=a["beta_2"], epsilon=a["epsilon"])
+    get_optimizer(a["optimizer"], net, **opt_kw)  # checks the name and the rule's parameters
+    seed = a["seed"]
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy % 2**63)
+    seed = _int_arg(seed, "seed", 0)
+    default_eval = max(batches_per_epoch(n, b), -(-tau // 1000))
+    eval_every = min(tau, default_eval) if a["eval_every"] is None else _int_arg(a["eval_every"], "eval_every")
+    output = a["output"] if a["output"] is not None else ("best" if val is not None else "last")
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}; got {a['output']!r}")
+    if output == "best" and val is None:
+        raise ValueError("output='best' needs validation data: pass validation=(X_val, Y_val) or output='last'")
+    metric = _get_metric(a["metric"])
+    patience = _int_arg(a["patience"], "patience")
+    tol = _num_arg(a["tol"], "tol")
+    clip = None if a["clip_norm"] is None else _num_arg(a["clip_norm"], "clip_norm", positive=True)
+    ckpt, every = a["checkpoint"], a["checkpoint_every"]
+    if ckpt is not None:
+        if not isinstance(ckpt, (str, Path)) and not hasattr(ckpt, "__fspath__"):
+            raise TypeError(f"checkpoint must be a folder path; got {type(ckpt).__name__}")
+        ckpt = Path(ckpt)
+        every = eval_every if every is None else _int_arg(every, "checkpoint_every")
+    elif every is not None or a["resume"]:
+        raise ValueError("checkpoint_every and resume=True need checkpoint=FOLDER")
+    for name in ("callback",):
+        if a[name] is not None and not callable(a[name]):
+            raise TypeError(f"{name} must be callable or None; got {type(a[name]).__name__}")
+    if a["progress"] not in (None, True, False):
+        raise TypeError(f"progress must be None (auto), True or False; got {a['progress']!r}")
+    s = _Setup(X, Y, r, val, tau, schedule, a["optimizer"], opt_kw, b, mode, seed, eval_every, output,
+               metric, bool(a["early_stopping"]), patience, tol, clip, ckpt, every)
+    s.data_hash = _data_hash(X, Y, r, *(val or ()))
+    return s
+
+
+def _recipe(s: _Setup, a: dict, engine_name: str) -> dict:
+    """Everything needed to replay the run (JSON-serializable)."""
+    sched = a["schedule"]
+    sched_name = sched if isinstance(sched, str) else f"callable:{getattr(sched, '__name__', 'schedule')}"
+    kw = {"sgd": (), "momentum": ("momentum",), "nesterov": ("momentum",),
+          "adam": ("beta_1", "beta_2", "epsilon")}[s.optimizer]
+    return {
+        "algorithm": "sgd", "iterations": s.tau, "epochs": a["epochs"], "step_size": float(a["step_size"]),
+        "schedule": sched_name, "schedule_params": dict(a["schedule_kw"]), "l2": s.opt_kw["lam"],
+        "regularize_bias": s.opt_kw["regularize_bias"], "batch_size": s.b, "sampling": s.mode,
+        "optimizer": s.optimizer, "optimizer_params": {k: float(s.opt_kw[k]) for k in kw}, "seed": s.seed,
+        "eval_every": s.eval_every, "output": s.output, "metric": s.metric[0], "early_stopping": s.early_stopping,
+        "patience": s.patience, "tol": s.tol, "clip_norm": s.clip_norm, "sample_weight": s.r is not None,
+        "validation": s.val is not None, "n_samples": int(s.X.shape[0]), "engine": engine_name,
+    }
+
+
+# -- the run ---------------------------------------------------------------------------------------
+class _Run:
+    """The state of one training run: weights, optimizer, counters, best-so-far, history."""
+
+    def __init__(self, net, s: _Setup, engine, recipe, callback, progress, reduce=None):
+        self.net, self.s, self.engine, self.recipe = net, s, engine, recipe
+        self.opt = get_optimizer(s.optimizer, net, **s.opt_kw)
+        self.callback, self.progress, self.reduce = callback, progress, reduce
+        self.xp = array_namespace(net.W[0])
+        self.i = 0
+        self.history = []
+        self.best = None  # (W, b) copies of the best iterate
+        self.best_iteration = self.best_score = None
+        self.bad_evals = 0
+        self.good = (self._copy(net.W), self._copy(net.b))  # last finite evaluated weights
+        self.avg = (self._copy(net.W), self._copy(net.b)) if s.output == "average" else None
+        self.acc = [0.0, 0.0]  # loss sum and weight sum since the last evaluation
+        self.last_norm = None
+        self.elapsed0, self.t0 = 0.0, time.perf_counter()
+        self.stop_reason = None
+
+    def _copy(self, arrays):
+        xp = self.xp
+        return [None if w is None else xp.asarray(w, copy=True) for w in arrays]
+
+    def elapsed(self):
+        return self.elapsed0 + time.perf_counter() - self.t0
+
+    def _batch(self, A, rows):
+        if A is None:
+            return None
+        if is_numpy_array(A):
+            return A[rows]
+        return self.xp.take(A, self.xp.asarray(np.asarray(rows, dtype=np.int64)), axis=0)
+
+    # -- iterations --
+    def step(self, i):
+        """Iteration i: sample, Backpropagation, combine, (clip), update, (average)."""
+        s, net = self.s, self.net
+        rows = batch_rows(s.seed, i, s.X.shape[0], s.b, s.mode)
+        loss_sum, wsum, gW, gb = self.engine.gradient_sums(net, self._batch(s.X, rows), self._batch(s.Y, rows),
+                                                           self._batch(s.r, rows))
+        loss, gW, gb = combine(loss_sum, wsum, gW, gb, self.reduce)
+        if not math.isfinite(loss):
+            raise self._diverged(i, f"the loss is {loss}")
+        if s.clip_norm is not None:
+            gW, gb, self.last_norm = _clip(gW, gb, s.clip_norm)
+        elif i % s.eval_every == 0 or i == s.tau:
+            self.last_norm = grad_norm(gW, gb)
+        self.opt.step(net, gW, gb, s.schedule(i))
+        self.acc[0] += float(loss_sum)
+        self.acc[1] += float(wsum)
+        if self.avg is not None:
+            k = i  # the average of w^(2)..w^(i+1)
+            for avg, cur in zip(self.avg[0] + self.avg[1], list(net.W) + list(net.b)):
+                if avg is not None:
+                    avg += (cur - avg) / k
+
+    def fast_ok(self):
+        s = self.s
+        return (hasattr(self.engine, "run_book_sgd") and s.optimizer == "sgd" and s.b == 1 and s.clip_norm is None
+                and s.r is None and self.avg is None and self.reduce is None and is_numpy_array(self.net.W[0]))
+
+    def run(self, i0, i1):
+        """Iterations i0+1 .. i1 (a chunk between evaluations and checkpoints)."""
+        if self.fast_ok() and i1 - i0 > 1:
+            self._run_fast(i0, i1)
+        else:
+            for i in range(i0 + 1, i1 + 1):
+                self.step(i)
+        self.i = i1
+        self.progress.update(i1 - i0)
+
+    def _run_fast(self, i0, i1):
+        """The engine's compiled loop of the book's update (batch 1) for iterations i0+1 .. i1;
+        the last iteration's gradient norm is measured from a copy of the weights before it."""
+        s, net = self.s, self.net
+        before = (self._copy(net.W), self._copy(net.b))
+        n, lam, rb = s.X.shape[0], s.opt_kw["lam"], s.opt_kw["regularize_bias"]
+        rows = rows_for_range(s.seed, i0 + 1, i1 + 1, n, 1, s.mode)
+        etas = np.array([s.schedule(i) for i in range(i0 + 1, i1 + 1)], dtype=np.float64)
+        loss_sum = self.engine.run_book_sgd(net, s.X, s.Y, rows[:-1], etas[:-1], lam, rb)
+        last = (self._copy(net.W), self._copy(net.b))
+        loss_sum += self.engine.run_book_sgd(net, s.X, s.Y, rows[-1:], etas[-1:], lam, rb)
+        if not (math.isfinite(loss_sum) and self._finite(net.W, net.b)):
+            net.replace_params(*before)  # find the exact iteration with the step-by-step path
+            for i in range(i0 + 1, i1 + 1):
+                self.step(i)
+            raise self._diverged(i1, "a weight is not finite")
+        self.acc[0] += float(loss_sum)
+        self.acc[1] += float(i1 - i0)
+        tmp = net.copy()
+        tmp.replace_params(*last)
+        _, wsum, gW, gb = self.engine.gradient_sums(tmp, s.X[rows[-1:]], s.Y[rows[-1:]], None)
+        self.last_norm = grad_norm(*combine(0.0, wsum, gW, gb)[1:])
+
+    def _finite(self, W, b):
+        xp = self.xp
+        return all(bool(xp.all(xp.isfinite(w))) for w in list(W) + list(b) if w is not None)
+
+    # -- evaluation --
+    def evaluate(self):
+        """A history row at iteration i; best-so-far, early stopping and the callback."""
+        s, net, i = self.s, self.net, self.i
+        if not self._finite(net.W, net.b):
+            raise self._diverged(i, "a weight is not finite")
+        name, fn, greater = s.metric
+        row = {"iteration": i, "epoch": examples_seen(i, s.X.shape[0], s.b, s.mode) / s.X.shape[0],
+               "eta": s.schedule(i) if i >= 1 else None,
+               "train_loss": self.acc[0] / self.acc[1] if self.acc[1] > 0 else None,
+               "val_loss": None, "val_metric": None, "grad_norm": self.last_norm}
+        self.acc = [0.0, 0.0]
+        if s.val is not None:
+            row["val_loss"] = _mean_loss(net, *s.val)
+            row["val_metric"] = row["val_loss"] if name == "loss" else fn(net, *s.val)
+            score = row["val_metric"]
+        elif s.early_stopping:
+            score = fn(net, s.X, s.Y)
+        else:
+            score = None
+        row["elapsed"] = self.elapsed()
+        self.history.append(row)
+        self.good = (self._copy(net.W), self._copy(net.b))
+        if score is not None and math.isfinite(score):
+            self._track(score, greater)
+        self.progress.evaluation(row)
+        if self.callback is not None and self.callback(dict(row)) is False:
+            self.stop_reason = "callback"
+
+    def _track(self, score, greater):
+        s = self.s
+        better = self.best_score is None or (score > self.best_score if greater else score < self.best_score)
+        improved = self.best_score is None or (score > self.best_score + s.tol if greater else score < self.best_score - s.tol)
+        if better:
+            self.best_score, self.best_iteration = score, self.i
+            if s.val is not None:
+                self.best = (self._copy(self.net.W), self._copy(self.net.b))
+        self.bad_evals = 0 if improved else self.bad_evals + 1
+        if s.early_stopping and self.bad_evals >= s.patience:
+            self.stop_reason = "early_stopping"
+
+    # -- output --
+    def output_network(self):
+        s, net = self.s, self.net
+        out = net.copy()
+        if s.output == "best" and self.best is not None:
+            out.replace_params(*self._copy_pair(self.best))
+        elif s.output == "average":
+            out.replace_params(*self._copy_pair(self.avg))
+        return out
+
+    def _copy_pair(self, pair):
+        return self._copy(pair[0]), self._copy(pair[1])
+
+    def result(self, reason=None):
+        reason = reason or self.stop_reason or "completed"
+        return SGDResult(self.output_network(), list(self.history), self.best_iteration, self.best_score, self.i,
+                         dict(self.recipe), reason in ("early_stopping", "callback"), self.elapsed(), reason)
+
+    def _diverged(self, i, what):
+        """A DivergenceError at iteration i; its result keeps the best (or last evaluated) finite weights."""
+        res = self.result("diverged")
+        res.iterations = i - 1
+        keep = self.best if (self.s.output == "best" and self.best is not None) else self.good
+        res.network = self.net.copy()
+        res.network.replace_params(*self._copy_pair(keep))
+        eta = self.s.schedule(i) if i >= 1 else None
+        return DivergenceError(
+            f"training diverged at iteration {i}: {what} (eta_i = {eta:.3g}, step_size = "
+            f"{self.recipe['step_size']:.3g}); try a smaller step_size (or clip_norm=). "
+            f"err.result holds the best finite weights found before it.", iteration=i, result=res)
+
+    # -- checkpoints --
+    def state(self) -> tuple:
+        """(state arrays, info) for a checkpoint: everything needed to continue exactly."""
+        arrays = {f"opt.{k}": v for k, v in self.opt.state_dict().items()}
+        for tag, pair in (("best", self.best), ("avg", self.avg), ("good", self.good)):
+            if pair is None:
+                continue
+            for kind, arrs in zip("Wb", pair):
+                for t, w in enumerate(arrs):
+                    if w is not None:
+                        arrays[f"{tag}.{kind}.{t}"] = np.array(to_numpy(w), copy=True)
+        info = {"iteration": self.i, "recipe": self.recipe, "data": self.s.data_hash, "history": self.history,
+                "best_iteration": self.best_iteration, "best_score": self.best_score, "bad_evals": self.bad_evals,
+                "acc": list(self.acc), "grad_norm": self.last_norm, "elapsed": self.elapsed(),
+                "stop_reason": self.stop_reason, "has_best": self.best is not None}
+        return arrays, info
+
+    def restore(self, net, arrays, info):
+        """Continue from a checkpoint's network, state arrays and info."""
+        xp = self.xp
+        conv = lambda a, like: None if like is None else xp.asarray(np.array(a, copy=True), dtype=like.dtype)
+        self.net.replace_params([conv(net.W[t], w) for t, w in enumerate(self.net.W)],
+                                [None if v is None else conv(net.b[t], v) for t, v in enumerate(self.net.b)])
+        self.opt.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
+
+        def pair(tag):
+            W = [conv(arrays[f"{tag}.W.{t}"], w) for t, w in enumerate(self.net.W)]
+            b = [None if v is None else conv(arrays[f"{tag}.b.{t}"], v) for t, v in enumerate(self.net.b)]
+            return W, b
+        self.best = pair("best") if info["has_best"] else None
+        self.avg = pair("avg") if self.avg is not None else None
+        self.good = pair("good")
+        self.i, self.history = int(info["iteration"]), list(info["history"])
+        self.best_iteration, self.best_score = info["best_iteration"], info["best_score"]
+        self.bad_evals, self.acc = int(info["bad_evals"]), list(info["acc"])
+        self.last_norm, self.elapsed0 = info["grad_norm"], float(info["elapsed"])
+        self.stop_reason = info["stop_reason"]
+
+
+def _check_resume(run: _Run, ck_net, info, path):
+    """The checkpoint must come from the same network shape, data and recipe (iterations may grow)."""
+    net = run.net
+    if tuple(ck_net.k) != tuple(net.k) or ck_net.activation_names != net.activation_names \
+            or ck_net.loss_name != net.loss_name or (ck_net.bias_masks is None) != (net.bias_masks is None) \
+            or not all(np.array_equal(to_numpy(a), to_numpy(b)) for a, b in zip(ck_net.masks, net.masks)) \
+            or ck_net.dtype != to_numpy(net.W[0]).dtype:
+        raise ValueError(f"resume=True: the checkpoint {path} holds a different network "
+                         f"({ck_net!r}) than net ({net!r})")
+    old, new = info["recipe"], run.recipe
+    skip = {"iterations", "epochs"} if new["schedule"] != "cosine" else set()
+    diff = [k for k in sorted(set(old) | set(new)) if k not in skip and old.get(k) != new.get(k)]
+    if diff:
+        details = ", ".join(f"{k}: checkpoint {old.get(k)!r} vs now {new.get(k)!r}" for k in diff)
+        raise ValueError(f"resume=True: the recipe differs from the checkpoint's ({details})")
+    if info["data"] != run.s.data_hash:
+        raise ValueError("resume=True: the training data (X, Y, sample_weight or validation) differ from the "
+                         "checkpoint's")
+    if int(info["iteration"]) > run.s.tau:
+        raise ValueError(f"resume=True: the checkpoint is at iteration {info['iteration']}, past "
+                         f"iterations={run.s.tau}")
+
+
+def _save_checkpoint(run: _Run, folder: Path):
+    from . import io
+    arrays, info = run.state()
+    io.save_checkpoint(folder / CHECKPOINT_NAME, run.net, arrays, info)
+
+
+def _loop(run: _Run, s: _Setup):
+    """Chunks of iterations up to the next evaluation or checkpoint, until tau or a stop."""
+    if run.stop_reason == "early_stopping":
+        return
+    run.stop_reason = None
+    while run.i < s.tau:
+        i0 = run.i
+        nxt = min(s.tau, (i0 // s.eval_every + 1) * s.eval_every)
+        if s.checkpoint is not None:
+            nxt = min(nxt, (i0 // s.checkpoint_every + 1) * s.checkpoint_every)
+        run.run(i0, nxt)
+        if nxt % s.eval_every == 0 or nxt == s.tau:
+            run.evaluate()
+        if s.checkpoint is not None and (nxt % s.checkpoint_every == 0 or nxt == s.tau or run.stop_reason):
+            if not run._finite(run.net.W, run.net.b):
+                raise run._diverged(nxt, "a weight is not finite")
+            _save_checkpoint(run, s.checkpoint)
+        if run.stop_reason:
+            return
+
+
+def sgd(net, X, Y, *, iterations=None, epochs=None, step_size=0.1, schedule="constant", power_t=0.5,
+        step_every=1000, gamma=0.5, l2=0.0, batch_size=1, sampling=None, optimizer="sgd", momentum=0.9,
+        beta_1=0.9, beta_2=0.999, epsilon=1e-8, regularize_bias=True, validation=None, eval_every=None,
+        output=None, metric=None, early_stopping=False, patience=10, tol=0.0, clip_norm=None,
+        sample_weight=None, seed=0, engine="auto", checkpoint=None, checkpoint_every=None, resume=False,
+        callback=None, progress=None, verbose=False, distributed=False) -> SGDResult:
+    """Train ``net`` with SGD (SSBD 20.6): w^(i+1) = w^(i) - eta_i (v_i + lam w^(i)), i = 1..tau.
+
+    Starts from ``net``'s current weights (``net`` itself is never modified) and returns an
+    :class:`SGDResult`. Every option is described in ``docs/training.md``.
+
+    Parameters
+    ----------
+    net : Network
+    X, Y : arrays of shape (n, k_0) and (n, k_T)
+    iterations, epochs : int
+        tau, or a number of passes (tau = epochs * ceil(n / batch_size)). Give exactly one.
+    step_size, schedule, power_t, step_every, gamma :
+        eta_i (see :func:`layerprop.schedules.get_schedule`).
+    l2 : float
+        The book's lambda >= 0 (added as lam * w to the mean gradient).
+    batch_size : int
+        b rows per iteration (1 is the book); v_i is their (weighted) mean gradient.
+    sampling : {"uniform", "epochs"} or None
+        With replacement (the book; default with ``iterations``) or shuffled passes (default with ``epochs``).
+    optimizer : {"sgd", "momentum", "nesterov", "adam"}
+        with ``momentum``, ``beta_1``, ``beta_2``, ``epsilon``; ``regularize_bias`` (the book: True).
+    validation : (X_val, Y_val), optional
+    eval_every : int, optional
+        Iterations between evaluations (default: about one epoch, at most 1000 evaluations).
+    output : {"best", "last", "average"}, optional
+        Default "best" with validation data, else "last".
+    metric : "loss", "accuracy", callable or (callable, greater_is_better)
+    early_stopping, patience, tol :
+        Stop after ``patience`` evaluations without an improvement of more than ``tol``.
+    clip_norm : float, optional
+        Scale v_i down to this norm when it is larger.
+    sample_weight : array of shape (n,), optional
+    seed : int >= 0 or None
+        Drives the sampling only (``layerprop.sampling``).
+    engine : "auto" or an engine name
+    checkpoint, checkpoint_every, resume :
+        A folder, the iterations between checkpoints, and whether to continue from its checkpoint.
+    callback : callable(row) -> bool or None
+        Called with each history row; returning False stops training.
+    progress, verbose :
+        A progress bar (None: when stderr is a terminal) and a line per evaluation.
+    distributed : bool
+        Not yet (issue 9).
+
+    Returns
+    -------
+    SGDResult
+
+    Raises
+    ------
+    DivergenceError
+        On a non-finite loss or weight; ``err.result`` holds the best finite weights.
+
+    Examples
+    --------
+    >>> import numpy as np, layerprop as lp
+    >>> net = lp.Network(lp.LayeredGraph.dense([2, 2, 1]), seed=0)
+    >>> X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]]); Y = np.array([0, 1, 1, 0])
+    >>> res = lp.sgd(net, X, Y, iterations=100, step_size=0.5, seed=0)
+    >>> res.iterations, len(res.history) > 0
+    (100, True)
+    """
+    if distributed:
+        raise NotImplementedError("distributed=True is not implemented yet (see issue 9); the hook is "
+                                  "layerprop.sgd.combine(..., reduce=all_reduce)")
+    args = dict(locals())
+    args["schedule_kw"] = {k: args[k] for k in ("power_t", "step_every", "gamma") if
+                           isinstance(schedule, str) and _uses(schedule, k)}
+    s = _check(net, X, Y, args)
+    from .engines import select_engine
+    eng = select_engine(net, batch_size=s.b, optimizer=s.optimizer, engine=engine)
+    recipe = _recipe(s, args, eng.name)
+    from ._progress import Progress
+    run = _Run(net.copy(), s, eng, recipe, callback, None)
+    if s.checkpoint is not None:
+        _prepare_checkpoint_folder(run, s, resume)
+    run.progress = Progress(s.tau, initial=run.i, enabled=progress, verbose=verbose)
+    run.t0 = time.perf_counter()
+    try:
+        _loop(run, s)
+    finally:
+        run.progress.close()
+    return run.result()
+
+
+def _uses(schedule, key):
+    return (schedule, key) in {("invscaling", "power_t"), ("step", "step_every"), ("step", "gamma")}
+
+
+def _prepare_checkpoint_folder(run, s, resume):
+    """Create the folder, remove temporary files a killed write left, and (resume) load its checkpoint."""
+    from . import io
+    s.checkpoint.mkdir(parents=True, exist_ok=True)
+    io.remove_stale_temp_files(s.checkpoint)
+    path = s.checkpoint / CHECKPOINT_NAME
+    if resume and path.exists():
+        ck_net, arrays, info = io.load_checkpoint(path)
+        _check_resume(run, ck_net, info, path)
+        run.restore(ck_net, arrays, info)
