@@ -8,7 +8,6 @@ from .graph import LayeredGraph
 from .jacobian import chain_rule_check, jacobian_w, jacobian_x
 from .losses import LOSSES, Loss
 from .network import Gradient, Network, Trace
-from .sgd import DivergenceError, SGDResult, sgd
 from .theory import network_facts
 
 __version__ = "0.1.0"
@@ -29,5 +28,5 @@ def __getattr__(name):
 
 
 __all__ = ["ACTIVATIONS", "Activation", "LOSSES", "Loss", "LayeredGraph", "Network", "Trace",
-           "Gradient", "sgd", "SGDResult", "DivergenceError", "gradcheck", "GradcheckResult", "jacobian_w", "jacobian_x",
+           "Gradient", "gradcheck", "GradcheckResult", "jacobian_w", "jacobian_x",
            "chain_rule_check", "network_facts", *_LAZY]
