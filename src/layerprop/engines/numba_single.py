@@ -17,6 +17,7 @@ import importlib.util
 
 import numpy as np
 
+from ..memmap import release_pages
 from .numpy_fast import NumpyEngine, supports as numpy_supports
 
 ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softplus": 5}
@@ -193,13 +194,17 @@ class NumbaEngine(NumpyEngine):
         a = tuple(np.zeros(k, dt) for k in net.k)
         o = tuple(np.zeros(k, dt) for k in net.k)
         g = tuple(np.zeros(k, dt) for k in net.k)
-        X, Y = _rows_source(X, dt), _rows_source(Y, dt)
         rows = np.ascontiguousarray(rows, dtype=np.int64)
+        X_in = X
+        if isinstance(X, np.memmap):  # data on disk: read just these rows (bounded memory)
+            X, Y, rows = X[rows], np.asarray(Y)[rows], np.arange(len(rows), dtype=np.int64)
+        X, Y = _rows_source(X, dt), _rows_source(Y, dt)
         etas = np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dtype=dt), rows.shape))
         lam_b = lam if regularize_bias else 0.0
         total = _kernel()(W, b, M, bM, dense, has_bias, acts, LOSS_CODES[net.loss.name], X, Y, rows,
                           etas, dt.type(lam), dt.type(lam_b), a, o, g,
                           np.array([0, 1, LEAKY_SLOPE], dtype=dt))
+        release_pages(X_in)  # a memory-mapped X: drop the pages read from resident memory
         for t in range(T):  # write back where a contiguous copy was used
             if W[t] is not net.W[t]:
                 net.W[t][...] = W[t]
