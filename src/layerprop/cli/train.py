@@ -1,0 +1,362 @@
+"""``layerprop train`` and ``layerprop datasets``."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import click
+import numpy as np
+
+from ..activations import ACTIVATIONS
+from ..losses import LOSSES
+from ..network import INITS
+from ..schedules import SCHEDULES
+from ._common import (example, check_output_path, echo_json, format_metric, friendly_errors, json_option,
+                      one_line)
+from ._model import HEADLINE, Model, compute_metrics
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
+DEFAULT_DATA = "digits"
+DEFAULTS = {"hidden": "64", "activation": "sigmoid", "epochs": 30, "min_iterations": 2000,
+            "lr": 0.1, "batch_size": 16, "test_fraction": 0.2, "val_fraction": 0.1,
+            "small_data": 50}
+MAX_HISTORY = 2000  # rows of the training history kept in the model file
+
+
+def _parse_hidden(text):
+    text = (text or "").strip().lower()
+    if text in ("", "0", "none"):
+        return []
+    sizes = []
+    for part in text.split(","):
+        try:
+            k = int(part)
+        except ValueError:
+            raise click.BadParameter(f"{part.strip()!r} is not a layer size; write e.g. 64,32", param_hint="--hidden") from None
+        if k < 1:
+            raise click.BadParameter(f"layer sizes must be >= 1; got {k}", param_hint="--hidden")
+        sizes.append(k)
+    return sizes
+
+
+def _parse_activations(text, n_hidden):
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    for name in names:
+        if name not in ACTIVATIONS or not ACTIVATIONS[name].trainable:
+            choices = ", ".join(a for a in ACTIVATIONS if ACTIVATIONS[a].trainable)
+            raise click.BadParameter(f"{name!r} is not a trainable activation; choose from {choices}",
+                                     param_hint="--activation")
+    if len(names) == 1:
+        return names * n_hidden, names[0]
+    if len(names) != n_hidden:
+        raise click.BadParameter(f"{len(names)} activations for {n_hidden} hidden layers; give one name, "
+                                 "or one per hidden layer", param_hint="--activation")
+    return names, names[-1]
+
+
+@click.command("train", short_help="Train a network with the book's SGD and Backpropagation.", epilog=example('layerprop train iris --hidden 16 --epochs 50 -o iris.safetensors'))
+@click.argument("data", required=False, metavar="[DATA]")
+@click.option("--target", metavar="COL", help="Target column (name or index). Default: the last column.")
+@click.option("--task", type=click.Choice(["auto", "classification", "regression"]), default="auto",
+              show_default=True, help="Inferred from the target unless given.")
+@click.option("-o", "--output", default="model.safetensors", show_default=True, metavar="MODEL",
+              help="Where to write the trained model (written atomically).")
+@click.option("--hidden", default=DEFAULTS["hidden"], show_default=True, metavar="K1,K2,...",
+              help="Hidden layer sizes k_1..k_{T-1}; 'none' for no hidden layer.")
+@click.option("--activation", default=DEFAULTS["activation"], show_default=True, metavar="NAME[,NAME...]",
+              help="Hidden activation sigma (sigmoid, tanh, relu, leaky_relu, softplus, identity), or one per hidden layer.")
+@click.option("--output-activation", type=click.Choice(["auto"] + [a for a in ACTIVATIONS if a != "sign"]),
+              default="auto", show_default=True, help="Output layer activation (auto: what the loss needs).")
+@click.option("--loss", type=click.Choice(["auto"] + list(LOSSES)), default="auto", show_default=True,
+              help="auto: softmax_cross_entropy for classification, squared (the book's) for regression.")
+@click.option("--density", type=click.FloatRange(0, 1, min_open=True), default=None,
+              help="Sparse E: keep each edge with this probability (seeded); phantom edges stay 0.")
+@click.option("--band", type=click.IntRange(min=0), default=None, metavar="WIDTH",
+              help="Sparse E: local connectivity, each neuron sees the previous layer within WIDTH.")
+@click.option("--init", type=click.Choice(INITS), default="glorot", show_default=True,
+              help="Initial weights w^(1) ('book': uniform in [-0.05, 0.05]).")
+@click.option("--iterations", type=click.IntRange(min=1), default=None,
+              help="tau, the number of SGD steps (instead of --epochs).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help=f"Passes over the training rows [default: {DEFAULTS['epochs']}, and at least "
+                   f"{DEFAULTS['min_iterations']} iterations].")
+@click.option("--lr", "--step-size", "lr", type=click.FloatRange(0, min_open=True), default=DEFAULTS["lr"],
+              show_default=True, help="Step size eta_1.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="constant", show_default=True,
+              help="Step sizes eta_i.")
+@click.option("--l2", type=click.FloatRange(0), default=0.0, show_default=True,
+              help="lambda of the book's update w <- w - eta (v + lambda w).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True,
+              help="Rows per step (1 is the book's SGD).")
+@click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True,
+              help="Update rule ('sgd' is the book's).")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help=f"Validation share of the training rows [default: {DEFAULTS['val_fraction']}; 0 on data "
+                   f"sets under {DEFAULTS['small_data']} rows].")
+@click.option("--val", "val_file", metavar="FILE", default=None, help="Validation data from a file instead.")
+@click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
+              help=f"Held-out test share, split first (seeded, stratified) [default: {DEFAULTS['test_fraction']}; "
+                   f"0 on data sets under {DEFAULTS['small_data']} rows].")
+@click.option("--test", "test_file", metavar="FILE", default=None, help="Test data from a file instead.")
+@click.option("--standardize/--no-standardize", default=True, show_default=True,
+              help="Scale inputs to mean 0, variance 1 on the training rows (stored in the model).")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None,
+              help="Evaluate on the validation set every N iterations [default: once per epoch].")
+@click.option("--early-stopping", is_flag=True, help="Stop when the validation score stops improving.")
+@click.option("--patience", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Evaluations without improvement before early stopping.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the splits, initialization and sampling.")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+              help="Weight dtype.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where to train (cuda needs torch and a GPU).")
+@click.option("--checkpoint", "checkpoint_dir", metavar="DIR", default=None,
+              help="Write checkpoints to DIR during training.")
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Iterations between checkpoints [default: the evaluation interval].")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --checkpoint DIR.")
+@json_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Print a line per evaluation.")
+@friendly_errors
+def train_command(data, target, task, output, hidden, activation, output_activation, loss, density, band,
+                  init, iterations, epochs, lr, schedule, l2, batch_size, optimizer, val_fraction, val_file,
+                  test_fraction, test_file, standardize, eval_every, early_stopping, patience, seed, dtype,
+                  device, checkpoint_dir, checkpoint_every, resume, as_json, quiet, verbose):
+    """Train a layered network with the book's SGD and Backpropagation.
+
+    With no DATA, trains on the bundled digits (8x8 images, 10 classes): one sigmoid hidden
+    layer of 64, softmax cross-entropy, a held-out 20% test split. Prints the architecture,
+    |E|, iterations, time and train/validation/test metrics, and writes MODEL with what
+    predict, evaluate, trace and report need (scaling, classes, feature names, history).
+    """
+    if iterations is not None and epochs is not None:
+        raise click.UsageError("give --iterations or --epochs, not both")
+    if val_file is not None and val_fraction is not None:
+        raise click.UsageError("give --val FILE or --val-fraction, not both")
+    if test_file is not None and test_fraction is not None:
+        raise click.UsageError("give --test FILE or --test-fraction, not both")
+    if density is not None and band is not None:
+        raise click.UsageError("give --density or --band, not both")
+    if resume and checkpoint_dir is None:
+        raise click.UsageError("--resume needs --checkpoint DIR")
+    hidden_sizes = _parse_hidden(hidden)
+    hidden_acts, _ = _parse_activations(activation, len(hidden_sizes)) if hidden_sizes else ([], None)
+    if not hidden_sizes and "," in activation:
+        raise click.BadParameter("one activation per hidden layer, but there is no hidden layer",
+                                 param_hint="--activation")
+    output = check_output_path(output, "model")
+    started = time.perf_counter()
+
+    from ..data import DataError, load_data, train_test_split_indices
+
+    source = DEFAULT_DATA if data is None else data
+    task_arg = None if task == "auto" else task
+    ds = load_data(source, target=target, task=task_arg)
+    if ds.y is None:
+        raise DataError(f"{source}: has no target (an NPZ file needs an array 'y')")
+    if ds.task == "classification" and len(ds.classes) < 2:
+        raise DataError(f"{source}: column {ds.target_name!r} has a single class {ds.classes[0]!r}; "
+                        "classification needs at least 2")
+    X, y, n = ds.X, ds.y, ds.X.shape[0]
+    classify = ds.task == "classification"
+    small = n < DEFAULTS["small_data"]
+    notes = []
+
+    # -- test split first, then validation from the rest (both seeded, stratified) -------------
+    if test_file is not None:
+        X_test, y_test = _read_split(test_file, ds)
+        train_idx = np.arange(n)
+    else:
+        tf = test_fraction if test_fraction is not None else (0.0 if small else DEFAULTS["test_fraction"])
+        if small and test_fraction is None:
+            notes.append(f"no test split: {ds.name} has only {n} rows")
+        train_idx, test_idx = train_test_split_indices(n, tf, seed, stratify=y if classify else None)
+        X_test, y_test = X[test_idx], y[test_idx]
+    if val_file is not None:
+        X_val, y_val = _read_split(val_file, ds)
+        fit_idx = train_idx
+    else:
+        vf = val_fraction if val_fraction is not None else (0.0 if small else DEFAULTS["val_fraction"])
+        sub_fit, sub_val = train_test_split_indices(len(train_idx), vf, seed + 1,
+                                                    stratify=y[train_idx] if classify else None)
+        fit_idx, val_idx = train_idx[sub_fit], train_idx[sub_val]
+        X_val, y_val = X[val_idx], y[val_idx]
+    X_fit, y_fit = X[fit_idx], y[fit_idx]
+    if classify:
+        missing = sorted(set(map(str, ds.classes)) - set(map(str, np.unique(y_fit))))
+        if missing:
+            raise DataError(f"{source}: class(es) {', '.join(missing)} have no training rows after the "
+                            "test/validation split; use a smaller --test-fraction/--val-fraction")
+
+    # -- scaling (training rows only) ---------------------------------------------------------
+    d = X.shape[1]
+    mean, scale = np.zeros(d), np.ones(d)
+    if standardize:
+        mean, scale = X_fit.mean(axis=0), X_fit.std(axis=0)
+        scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
+    target_scaling = None
+    loss_name = loss if loss != "auto" else ("softmax_cross_entropy" if classify else "squared")
+    if loss_name == "poisson" and classify:
+        raise click.UsageError("--loss poisson is for regression (counts)")
+    if not classify and loss_name in ("softmax_cross_entropy", "binary_cross_entropy"):
+        raise click.UsageError(f"--loss {loss_name} is for classification; this target is regression")
+    if not classify and loss_name == "squared" and standardize:
+        target_scaling = {"mean": float(np.mean(y_fit)), "scale": float(np.std(y_fit) or 1.0)}
+
+    # -- the network --------------------------------------------------------------------------
+    import layerprop as lp
+
+    k_out = len(ds.classes) if classify else 1
+    sizes = [d] + hidden_sizes + [k_out]
+    if density is not None:
+        graph = lp.LayeredGraph.random(sizes, density, seed=seed)
+    elif band is not None:
+        graph = lp.LayeredGraph.banded(sizes, band)
+    else:
+        graph = lp.LayeredGraph.dense(sizes)
+    out_act = None if output_activation == "auto" else output_activation
+    if out_act is None and not classify and loss_name == "squared":
+        out_act = "identity"  # a regression output is unbounded
+    net = lp.Network(graph, activation=hidden_acts if hidden_sizes else "identity", output_activation=out_act,
+                     loss=loss_name, seed=seed, dtype=dtype, init=init)
+    info = {"task": ds.task, "classes": ds.classes if classify else None, "feature_names": list(ds.feature_names),
+            "target_name": ds.target_name, "input_scaling": {"mean": mean.tolist(), "scale": scale.tolist()},
+            "target_scaling": target_scaling, "data": {"source": str(source), "name": ds.name, "rows": n}}
+    net.info = dict(info)
+    model = Model(net, output)
+
+    # -- SGD ----------------------------------------------------------------------------------
+    n_fit = len(fit_idx)
+    if iterations is None and epochs is None:
+        steps_per_epoch = math.ceil(n_fit / batch_size)
+        epochs = max(DEFAULTS["epochs"], math.ceil(DEFAULTS["min_iterations"] / steps_per_epoch))
+    Xs_fit, Y_fit = model.scale_X(X_fit), model.encode_targets(y_fit)
+    validation = None
+    if len(y_val):
+        validation = (model.scale_X(X_val), model.encode_targets(y_val))
+    kwargs = dict(iterations=iterations, epochs=epochs, step_size=lr, schedule=schedule, l2=l2,
+                  batch_size=batch_size, optimizer=optimizer, validation=validation, eval_every=eval_every,
+                  metric="accuracy" if classify else "loss", early_stopping=early_stopping, patience=patience,
+                  seed=seed, progress=False if quiet else None, verbose=verbose and not quiet)
+    if checkpoint_dir is not None:
+        kwargs.update(checkpoint=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
+    if device != "auto":
+        kwargs["device"] = device
+    t0 = time.perf_counter()
+    result = lp.sgd(net, Xs_fit, Y_fit, **kwargs)
+    train_time = time.perf_counter() - t0
+    net = result.network
+    net.info = dict(info)
+    model = Model(net, output)
+
+    # -- metrics, info, file ------------------------------------------------------------------
+    metrics = {"train": model.metrics(X_fit, y_fit)}
+    if len(y_val):
+        metrics["validation"] = model.metrics(X_val, y_val)
+    if len(y_test):
+        metrics["test"] = model.metrics(X_test, y_test)
+        if not classify:
+            metrics["test"]["sample"] = _residual_sample(y_test, model.predict(X_test), seed)
+    metrics.update(best_iteration=result.best_iteration, best_score=_finite_or_none(result.best_score),
+                   iterations=result.iterations, stopped_early=bool(result.stopped_early),
+                   train_seconds=round(train_time, 3))
+    recipe = dict(result.recipe or {})
+    recipe.update(hidden=hidden_sizes, activations=list(net.activation_names), loss=net.loss_name,
+                  density=density, band=band, init=init, standardize=standardize, dtype=dtype, seed=seed,
+                  test_fraction=None if test_file else (test_fraction if test_fraction is not None else
+                                                        (0.0 if small else DEFAULTS["test_fraction"])),
+                  val_fraction=None if val_file else (val_fraction if val_fraction is not None else
+                                                      (0.0 if small else DEFAULTS["val_fraction"])),
+                  test_file=test_file, val_file=val_file, splits={"fit": n_fit, "validation": len(y_val),
+                                                                  "test": len(y_test)})
+    net.info.update(recipe=recipe, metrics=metrics, history=_thin(result.history))
+    lp.save(net, output)
+    total = time.perf_counter() - started
+
+    summary = {"model": str(output), "data": ds.name, "task": ds.task, "sizes": list(net.k),
+               "activations": list(net.activation_names), "loss": net.loss_name,
+               "num_edges": net.graph.num_edges(), "iterations": result.iterations,
+               "epochs": round(result.iterations * batch_size / max(n_fit, 1), 2),
+               "train_seconds": round(train_time, 3), "total_seconds": round(total, 3),
+               "best_iteration": result.best_iteration, "stopped_early": bool(result.stopped_early),
+               "metrics": {k: _headline(v, ds.task) for k, v in metrics.items() if isinstance(v, dict)},
+               "notes": notes}
+    if as_json:
+        echo_json(summary)
+    elif not quiet:
+        _print_summary(summary, ds, n_fit, len(y_val), len(y_test))
+
+
+def _read_split(path, ds):
+    from ..data import DataError, load_data
+
+    other = load_data(path, target=ds.target_name, task=ds.task)
+    missing = [f for f in ds.feature_names if f not in other.feature_names]
+    if missing:
+        raise DataError(f"{path}: missing feature column(s) {missing[:5]} of the training data")
+    X = other.X[:, [other.feature_names.index(f) for f in ds.feature_names]]
+    return X, other.y
+
+
+def _finite_or_none(x):
+    return None if x is None or not math.isfinite(float(x)) else float(x)
+
+
+def _thin(history, limit=MAX_HISTORY):
+    """At most ``limit`` rows of the history (evenly spaced, the last kept), JSON-ready."""
+    rows = list(history or [])
+    if len(rows) > limit:
+        keep = np.unique(np.linspace(0, len(rows) - 1, limit).round().astype(int))
+        rows = [rows[i] for i in keep]
+    return [{k: _finite_or_none(v) if isinstance(v, float) else v for k, v in dict(r).items()} for r in rows]
+
+
+def _residual_sample(y_true, y_pred, seed, limit=1000):
+    """(true, predicted) pairs of at most ``limit`` test rows, for the report's residual plot."""
+    idx = np.arange(len(y_true))
+    if len(idx) > limit:
+        idx = np.sort(np.random.default_rng(seed).choice(idx, limit, replace=False))
+    return {"y_true": np.asarray(y_true, dtype=float)[idx].tolist(),
+            "y_pred": np.asarray(y_pred, dtype=float)[idx].tolist()}
+
+
+def _headline(m, task):
+    return {k: m.get(k) for k in HEADLINE[task] if k in m}
+
+
+def _print_summary(s, ds, n_fit, n_val, n_test):
+    arch = "-".join(map(str, s["sizes"]))
+    echo = click.echo
+    echo(f"data        {ds.name}: {ds.X.shape[0]} rows x {ds.X.shape[1]} features, {s['task']}"
+         + (f", {len(ds.classes)} classes" if ds.classes else "")
+         + f" (fit {n_fit} / validation {n_val} / test {n_test})")
+    echo(f"network     {arch}  activations {','.join(s['activations'])}  loss {s['loss']}  |E| = {s['num_edges']}")
+    stop = f", stopped early; best at {s['best_iteration']}" if s["stopped_early"] else (
+        f", best on validation at {s['best_iteration']}" if s["best_iteration"] is not None and n_val else "")
+    echo(f"training    {s['iterations']} iterations ({s['epochs']:g} epochs) in {s['train_seconds']:.1f} s{stop}")
+    for split in ("train", "validation", "test"):
+        if split in s["metrics"]:
+            parts = [f"{k} {format_metric(k, v)}" for k, v in s["metrics"][split].items()]
+            echo(f"{split:<11} " + "  ".join(parts))
+    for note in s["notes"]:
+        echo(f"note        {one_line(note)}")
+    echo(f"model       {s['model']}")
+
+
+@click.command("datasets", epilog=example('layerprop datasets'))
+@json_option
+@friendly_errors
+def datasets_command(as_json):
+    """List the bundled data sets (usable wherever DATA is expected).
+    """
+    from ..data import list_datasets
+
+    rows = list_datasets()
+    if as_json:
+        echo_json([{"name": n, "task": t, "description": d} for n, t, d in rows])
+        return
+    width = max(len(n) for n, _, _ in rows)
+    for name, task, description in rows:
+        click.echo(f"{name:<{width}}  {task:<14}  {description}")
