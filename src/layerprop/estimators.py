@@ -549,7 +549,7 @@ class _BaseMLP(BaseEstimator):
 
     # -- pickling: the update rule's state travels as NumPy arrays -------------------------------
     def __getstate__(self):
-        state = super().__getstate__()
+        state = dict(super().__getstate__())
         opt = state.get("_optimizer")
         if opt is not None:
             state["_optimizer"] = ("optimizer-state", opt.state_dict())
@@ -877,7 +877,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         check_is_fitted(self)
         y_pred = self._forward_pass_fast(X)
-        if self.out_activation_ not in ("softmax", "logistic"):  # squared loss, other outputs
+        if self._loss_name() == "squared":  # the book's loss: outputs clipped to [0, 1], rows normalized
             y_pred = np.clip(y_pred, 0, 1)
             if self._label_binarizer.y_type_ == "multiclass":
                 total = y_pred.sum(axis=1, keepdims=True)
