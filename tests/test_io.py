@@ -322,7 +322,7 @@ def checkpoint_state():
     rng_state = np.random.default_rng(5).bit_generator.state["state"]
     return {"m.W.0": np.full((5, 3), 0.5), "v.b.1": np.arange(4, dtype=np.float32),
             "rng": np.array([rng_state["state"] & (2**64 - 1), rng_state["state"] >> 64], dtype=np.uint64),
-            "flags": np.array([True, False]), "empty": np.zeros((0, 3))}
+            "flags": np.array([True, False]), "empty": np.zeros((0, 3)), "t": np.array(7, dtype=np.int64)}
 
 
 def test_checkpoint_round_trip(tmp_path):

@@ -320,10 +320,10 @@ def _serialize(net: Network, info: dict, state: dict) -> bytes:
     tensors = {}
     for t in range(net.T):
         tensors[f"W.{t}"] = _finite(to_numpy(net.W[t]), f"W[{t}]")
-        tensors[f"mask.{t}"] = np.ascontiguousarray(to_numpy(net.masks[t]), dtype=np.uint8)
+        tensors[f"mask.{t}"] = np.asarray(to_numpy(net.masks[t]), dtype=np.uint8, order="C")
         if net.bias_masks is not None:
             tensors[f"b.{t}"] = _finite(to_numpy(net.b[t]), f"b[{t}]")
-            tensors[f"bias_mask.{t}"] = np.ascontiguousarray(to_numpy(net.bias_masks[t]), dtype=np.uint8)
+            tensors[f"bias_mask.{t}"] = np.asarray(to_numpy(net.bias_masks[t]), dtype=np.uint8, order="C")
     tensors.update(state)
     return safetensors.numpy.save(tensors, metadata={METADATA_KEY: _to_json(settings)})
 
@@ -331,7 +331,7 @@ def _serialize(net: Network, info: dict, state: dict) -> bytes:
 def _finite(w: np.ndarray, name: str) -> np.ndarray:
     if not np.isfinite(w).all():
         raise ValueError(f"{name} contains NaN or inf: refusing to save a diverged network")
-    return np.ascontiguousarray(w)
+    return np.asarray(w, order="C")
 
 
 def _state_tensors(state: dict) -> dict:
@@ -344,7 +344,7 @@ def _state_tensors(state: dict) -> dict:
         arr = np.asarray(to_numpy(value))
         if arr.dtype.newbyteorder("=") not in allowed:
             raise ValueError(f"state[{key!r}] has dtype {arr.dtype}; supported: bool, (u)int8..64, float16/32/64")
-        out[_STATE_PREFIX + key] = np.ascontiguousarray(arr)
+        out[_STATE_PREFIX + key] = np.asarray(arr, order="C")  # keeps 0-d arrays 0-d
     return out
 
 
