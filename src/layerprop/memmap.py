@@ -70,6 +70,8 @@ class _RowFile:
         order = np.argsort(idx, kind="stable")
         srt = idx[order]
         buf = np.empty((len(idx),) + tuple(self.shape[1:]), self.dtype)
+        if not len(idx):
+            return buf
         cuts = np.flatnonzero(np.diff(srt) != 1) + 1
         for s, e in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(srt)].tolist()):
             self._read(buf[s:e], self.offset + int(srt[s]) * self.row_bytes)
