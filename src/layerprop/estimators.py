@@ -925,7 +925,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     >>> import layerprop as lp
     >>> from sklearn.datasets import make_regression
     >>> X, y = make_regression(n_samples=200, n_features=5, noise=0.1, random_state=0)
-    >>> reg = lp.MLPRegressor((20,), solver="lbfgs", max_iter=2000, random_state=0).fit(X, y)
+    >>> reg = lp.MLPRegressor(hidden_layer_sizes=(20,), solver="lbfgs", max_iter=2000, random_state=0).fit(X, y)
     >>> reg.score(X, y) > 0.99
     True
     """)
