@@ -28,13 +28,17 @@ more entry in ``ENGINES`` and one more rule in ``select_engine`` for torch array
 
 from __future__ import annotations
 
-from . import numba_single, numpy_fast
+from . import cuda_graph, numba_single, numpy_fast, torch_engine
+from .cuda_graph import CudaGraphEngine
 from .numba_single import NumbaEngine
 from .numpy_fast import NumpyEngine
 from .reference import ReferenceEngine
+from .torch_engine import TorchEngine
 
-ENGINES = {"reference": ReferenceEngine, "numpy": NumpyEngine, "numba": NumbaEngine}
-_SUPPORTS = {"reference": lambda net: True, "numpy": numpy_fast.supports, "numba": numba_single.supports}
+ENGINES = {"reference": ReferenceEngine, "numpy": NumpyEngine, "numba": NumbaEngine,
+           "torch": TorchEngine, "cuda_graph": CudaGraphEngine}
+_SUPPORTS = {"reference": lambda net: True, "numpy": numpy_fast.supports, "numba": numba_single.supports,
+             "torch": torch_engine.supports, "cuda_graph": cuda_graph.supports}
 
 
 def select_engine(net, *, batch_size=1, optimizer="sgd", engine="auto"):
@@ -54,6 +58,8 @@ def select_engine(net, *, batch_size=1, optimizer="sgd", engine="auto"):
             raise ValueError(f"engine={engine!r} cannot run this network ({net!r}): it needs NumPy "
                              f"float32/float64 weights and built-in activations; use engine='reference'")
         return ENGINES[engine]()
+    if torch_engine.supports(net):  # torch tensors: explicit tensor math; on CUDA, graph-captured steps
+        return CudaGraphEngine() if net.W[0].is_cuda else TorchEngine()
     if not numpy_fast.supports(net):
         return ReferenceEngine()
     if batch_size == 1 and optimizer == "sgd" and numba_single.available() and numba_single.supports(net):
