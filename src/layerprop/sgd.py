@@ -336,11 +336,12 @@ class _Run:
 
     def run(self, i0, i1):
         """Iterations i0+1 .. i1 (a chunk between evaluations and checkpoints)."""
-        if self.fast_ok() and i1 - i0 > 1:
-            self._run_fast(i0, i1)
-        else:
-            for i in range(i0 + 1, i1 + 1):
-                self.step(i)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is checked
+            if self.fast_ok() and i1 - i0 > 1:
+                self._run_fast(i0, i1)
+            else:
+                for i in range(i0 + 1, i1 + 1):
+                    self.step(i)
         self.i = i1
         self.progress.update(i1 - i0)
 
@@ -383,14 +384,14 @@ class _Run:
                "train_loss": self.acc[0] / self.acc[1] if self.acc[1] > 0 else None,
                "val_loss": None, "val_metric": None, "grad_norm": self.last_norm}
         self.acc = [0.0, 0.0]
-        if s.val is not None:
-            row["val_loss"] = _mean_loss(net, *s.val)
-            row["val_metric"] = row["val_loss"] if name == "loss" else fn(net, *s.val)
-            score = row["val_metric"]
-        elif s.early_stopping:
-            score = fn(net, s.X, s.Y)
-        else:
-            score = None
+        score = None
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if s.val is not None:
+                row["val_loss"] = _mean_loss(net, *s.val)
+                row["val_metric"] = row["val_loss"] if name == "loss" else fn(net, *s.val)
+                score = row["val_metric"]
+            elif s.early_stopping:
+                score = fn(net, s.X, s.Y)
         row["elapsed"] = self.elapsed()
         self.history.append(row)
         self.good = (self._copy(net.W), self._copy(net.b))
