@@ -511,6 +511,15 @@ def test_100k_tensors_in_header_bounded_time(tmp_path):
     assert time.perf_counter() - start < 3
 
 
+def test_header_with_millions_of_json_arrays_bounded_time(tmp_path):
+    """90 MB of '[],' would take ~16 s and 2 GB to parse: refused by counting first."""
+    path = tmp_path / "arrays.safetensors"
+    path.write_bytes(assemble('{"a": [' + "[]," * 3_000_000 + "[]]}"))
+    start = time.perf_counter()
+    refused(path, "JSON objects and arrays")
+    assert time.perf_counter() - start < 1
+
+
 @pytest.mark.parametrize("header_text", [
     b"\xff\xfe{}",  # not UTF-8
     '{"W.0": NaN}',

@@ -45,6 +45,7 @@ METADATA_KEY = "layerprop"
 # Caps: a file beyond them is refused before anything large is allocated.
 MAX_FILE_BYTES = 16 * 2**30
 MAX_HEADER_BYTES = 100_000_000
+MAX_JSON_CONTAINERS = 2_000_000  # '{' and '[' in a header: bounds the parse to about a second
 MAX_TENSORS = 10_000
 MAX_NDIM = 8
 MAX_WIDTH = 1_000_000  # neurons in one layer
@@ -237,8 +238,8 @@ def save(obj, path, *, info=None) -> Path:
     >>> import tempfile, pathlib, layerprop as lp
     >>> net = lp.Network(lp.LayeredGraph.dense([2, 3, 1]), seed=0)
     >>> path = save(net, pathlib.Path(tempfile.mkdtemp()) / "net.safetensors")
-    >>> (load(path).W[0] == net.W[0]).all()
-    np.True_
+    >>> bool((load(path).W[0] == net.W[0]).all())
+    True
     """
     net, merged = _network_and_info(obj, info)
     if "checkpoint" in merged:
@@ -559,6 +560,8 @@ def _parse_json(path, text: str, what: str) -> dict:
     """A strict JSON object: no duplicate keys, no NaN/Infinity."""
     if not text.lstrip().startswith("{"):
         raise _error(path, f"{what} is not a JSON object")
+    if text.count("{") + text.count("[") > MAX_JSON_CONTAINERS:
+        raise _error(path, f"{what} has more than {MAX_JSON_CONTAINERS} JSON objects and arrays")
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except _DuplicateKey as e:
