@@ -253,3 +253,16 @@ def test_capture_bookkeeping_with_a_stand_in_graph(monkeypatch):
     assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
     for a, b in zip(list(tn.W) + list(tn.b), list(ref.W) + list(ref.b)):
         assert rel_err(a.numpy(), b) <= 1e-12
+
+
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_trainer_takes_a_2d_block_of_rows(as_tensor):
+    """An (m, b) array (or device tensor) of rows gives what the list of m row arrays gives."""
+    net, X, Y = _case(n=30)
+    rows = np.random.default_rng(0).integers(0, 30, (6, 4))
+    a, b = net.to(torch), net.to(torch)
+    ta, tb = CudaGraphTrainer(a, X, Y, 4, steps_per_graph=3), CudaGraphTrainer(b, X, Y, 4, steps_per_graph=3)
+    assert ta.run(list(rows), [0.1] * 6) == tb.run(torch.as_tensor(rows) if as_tensor else rows, [0.1] * 6)
+    ta.sync()
+    tb.sync()
+    assert all(torch.equal(u, v) for u, v in zip(a.W, b.W))

@@ -250,23 +250,30 @@ class CudaGraphTrainer:
     def run(self, rows, etas):
         """Iterations with row indices ``rows[j]`` and step sizes ``etas[j]`` (j = 0..m-1), in place.
 
-        ``rows`` is an (m, b) integer array or a list of m 1-D arrays (an epoch's last batch may be
-        shorter: it runs eagerly). Full blocks of ``steps_per_graph`` steps of ``batch_size`` rows are
+        ``rows`` is an (m, b) integer array (NumPy, or a torch tensor already on the device) or a list
+        of m 1-D arrays (an epoch's last batch may be shorter: it runs eagerly). Full blocks of ``steps_per_graph`` steps of ``batch_size`` rows are
         one graph replay each; the rest runs eagerly. Returns (loss_sum, weight_sum): the losses at
-        w^(i) on each minibatch, summed over the m steps, as floats (one synchronization).
+        w^(i) on each minibatch, summed over the m steps, as floats (one synchronization). A
+        non-finite loss sum means the run diverged somewhere in these m steps: the caller can
+        redo them step by step from its last copy of the weights to find where.
         """
         import torch
 
-        rows = [np.asarray(r_, dtype=np.int64) for r_ in rows]
-        m = len(rows)
+        if getattr(rows, "ndim", None) == 2:  # (m, b), NumPy or a device tensor: no per-step lists
+            m = rows.shape[0]
+            sizes = np.full(m, rows.shape[1])
+            flat = torch.as_tensor(rows, device=self.device).to(torch.int64).reshape(-1)
+        else:
+            rows = [np.asarray(r_, dtype=np.int64) for r_ in rows]
+            m = len(rows)
+            sizes = np.array([len(r_) for r_ in rows], dtype=np.int64)
+            flat = torch.as_tensor(np.concatenate(rows) if m else np.zeros(0, np.int64), device=self.device)
         if len(etas) != m:
             raise ValueError(f"rows and etas must have the same length; got {m} and {len(etas)}")
         if m == 0:
             return 0.0, 0.0
         mult = torch.as_tensor(self.multipliers(etas), device=self.device).to(self.dtype)
-        sizes = np.array([len(r_) for r_ in rows])
         ends = np.cumsum(sizes)
-        flat = torch.as_tensor(np.concatenate(rows), device=self.device)  # one copy to the device
         losses, wsums = [], []
         j = 0
         while j < m:
