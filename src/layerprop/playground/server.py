@@ -68,7 +68,7 @@ def create_app(allowed_hosts=LOOPBACK) -> Starlette:
 
     def host_ok(headers) -> bool:
         host, _ = _hostname(headers.get("host", ""))
-        return host in allowed or host == "testserver"
+        return host in allowed
 
     def guard(request):
         if not host_ok(request.headers):

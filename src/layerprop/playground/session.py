@@ -360,12 +360,16 @@ class Session:
         """A model file (safetensors, read by lp.load: no pickle) in place of the current network."""
         self._need_net()
         data = _b64(msg.get("data"), MAX_MODEL_BYTES, "the model file")
+        name = Path(str(msg.get("name") or "model.safetensors")).name
         path = self.tmpdir / "import.safetensors"
         path.write_bytes(data)
-        net = lp_io.load(path)
+        try:
+            net = lp_io.load(path)
+        except lp_io.ModelFileError as e:  # name the user's file, not the server's temporary copy
+            raise lp_io.ModelFileError(str(e).replace(str(path), name)) from None
         if net.k[0] != self.net.k[0] or net.k[-1] != self.net.k[-1]:
             raise lp_io.ModelFileError(
-                f"{Path(str(msg.get('name') or 'model')).name}: the model has {net.k[0]} inputs and "
+                f"{name}: the model has {net.k[0]} inputs and "
                 f"{net.k[-1]} outputs; this data needs {self.net.k[0]} inputs ({', '.join(self.feature_names)}) "
                 f"and {self.net.k[-1]} outputs")
         net = net.astype("float64")
@@ -391,7 +395,10 @@ class Session:
                 raise DataError("upload the CSV file again (uploaded data is not kept in the link)")
             path = self.tmpdir / self.upload[0]
             path.write_bytes(self.upload[1])
-            return load_data(path, target=cfg["target"] or None, max_bytes=MAX_UPLOAD_BYTES)
+            try:
+                return load_data(path, target=cfg["target"] or None, max_bytes=MAX_UPLOAD_BYTES)
+            except DataError as e:  # name the user's file, not the server's temporary folder
+                raise DataError(str(e).replace(str(self.tmpdir) + "/", "")) from None
         if name not in {n for n, _, _ in list_datasets()}:
             raise DataError(f"unknown data set {name!r}")
         return load_data(name)
