@@ -467,3 +467,18 @@ def test_convergence_warning(iris):
         with warnings.catch_warnings():
             warnings.simplefilter("default", ConvergenceWarning)
             lp.MLPClassifier((3,), max_iter=2).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd", "lbfgs"])
+def test_torch_network_path_gives_the_numpy_numbers(iris, solver, monkeypatch):
+    """The device code path (the network's arrays in torch) runs on CPU tensors in CI."""
+    torch = pytest.importorskip("torch")
+    from layerprop import estimators
+
+    X, y = iris
+    cpu = lp.MLPClassifier((6,), solver=solver, max_iter=15, random_state=0).fit(X, y)
+    monkeypatch.setattr(estimators._BaseMLP, "_to_device", lambda self, net: net.to(torch))
+    dev = lp.MLPClassifier((6,), solver=solver, max_iter=15, random_state=0).fit(X, y)
+    assert isinstance(dev.network_.W[0], torch.Tensor)
+    assert _max_diff(cpu.coefs_, dev.coefs_) < 1e-12
+    assert_allclose(dev.predict_proba(X), cpu.predict_proba(X), atol=1e-12)

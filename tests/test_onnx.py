@@ -103,3 +103,15 @@ def test_network_classifier_info():
 def test_unfitted_is_an_error():
     with pytest.raises(ValueError, match="fitted"):
         lp.to_onnx(lp.MLPClassifier())
+
+
+def test_model_file(iris, tmp_path):
+    X, y = iris
+    clf = lp.MLPClassifier((5,), solver="lbfgs", max_iter=50, random_state=0).fit(X, y)
+    path = tmp_path / "clf.safetensors"
+    from layerprop.io import save
+
+    save(clf, path)
+    out = run(lp.to_onnx(path), X)
+    assert_allclose(out["probabilities"], clf.predict_proba(X), atol=1e-5)
+    assert_array_equal(out["label"], clf.predict(X))
