@@ -457,3 +457,18 @@ def test_uniform_sampling_is_a_pure_function_of_seed_and_iteration():
     assert a == b
     counts = np.bincount(sampling.rows_for_range(0, 1, 50_001, 10, 1, "uniform"), minlength=10)
     assert counts.min() > 4500 and counts.max() < 5500  # uniform over the rows, with replacement
+
+
+# -- other array namespaces ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("namespace", ["torch", "array_api_strict"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_other_namespaces_match_numpy(namespace, optimizer):
+    xp = pytest.importorskip(namespace)
+    net, X, Y = _problem(density=0.6)
+    kw = dict(iterations=40, step_size=0.3, optimizer=optimizer, l2=0.01, batch_size=4, output="average", seed=1)
+    ref = lp.sgd(net, X, Y, engine="reference", **kw)
+    res = lp.sgd(net.to(xp), xp.asarray(X), xp.asarray(Y), validation=(xp.asarray(X), xp.asarray(Y)), **kw)
+    for a, b in zip(res.network.W + res.network.b, ref.network.W + ref.network.b):
+        np.testing.assert_allclose(lp._xp.to_numpy(a), b, rtol=1e-12, atol=1e-14)

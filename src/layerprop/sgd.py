@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 
 from . import backprop as bp
-from ._xp import array_namespace, is_numpy_array, to_numpy
+from ._xp import array_device, array_namespace, is_numpy_array, to_numpy
 from .network import Network
 from .optim import get_optimizer
 from .sampling import MODES, batch_rows, batches_per_epoch, examples_seen, rows_for_range
@@ -304,7 +304,8 @@ class _Run:
             return None
         if is_numpy_array(A):
             return A[rows]
-        return self.xp.take(A, self.xp.asarray(np.asarray(rows, dtype=np.int64)), axis=0)
+        idx = self.xp.asarray(np.array(rows, dtype=np.int64), device=array_device(A))
+        return self.xp.take(A, idx, axis=0)
 
     # -- iterations --
     def step(self, i):
