@@ -543,6 +543,7 @@
     $("walk_next").addEventListener("click", () => requestWalk(walk.step + 1));
     $("walk_prev").addEventListener("click", () => requestWalk(walk.step - 1));
     $("walk_close").addEventListener("click", closeWalk);
+    window.addEventListener("hashchange", () => { setPlaying(false); send({ type: "configure", config: configFromURL() }); });
     window.addEventListener("resize", () => { drawNetwork(); if (last) drawLoss(last); });
   }
 
