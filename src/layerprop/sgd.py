@@ -243,9 +243,8 @@ def _check(net, X, Y, a) -> _Setup:
         every = eval_every if every is None else _int_arg(every, "checkpoint_every")
     elif every is not None or a["resume"]:
         raise ValueError("checkpoint_every and resume=True need checkpoint=FOLDER")
-    for name in ("callback",):
-        if a[name] is not None and not callable(a[name]):
-            raise TypeError(f"{name} must be callable or None; got {type(a[name]).__name__}")
+    if a["callback"] is not None and not callable(a["callback"]):
+        raise TypeError(f"callback must be callable or None; got {type(a['callback']).__name__}")
     if a["progress"] not in (None, True, False):
         raise TypeError(f"progress must be None (auto), True or False; got {a['progress']!r}")
     s = _Setup(X, Y, r, val, tau, schedule, a["optimizer"], opt_kw, b, mode, seed, eval_every, output,
