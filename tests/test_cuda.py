@@ -11,9 +11,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _nets import random_data, random_net, rel_err  # noqa: E402
+from _nets import random_data, random_net, rel_err
 
-from layerprop.device import NO_CUDA, NO_TORCH, resolve_device, to_device  # noqa: E402
+from layerprop.device import NO_CUDA, NO_TORCH, resolve_device, to_device
 
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch.cuda.is_available() is False)")

@@ -6,14 +6,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from _nets import DIFFERENTIABLE, LOSS_OUTPUTS, random_data, random_net, rel_err  # noqa: E402
+from _nets import DIFFERENTIABLE, LOSS_OUTPUTS, random_data, random_net, rel_err
 
-from layerprop.engines import select_engine  # noqa: E402
-from layerprop.engines.cuda_graph import CudaGraphEngine, CudaGraphTrainer  # noqa: E402
-from layerprop.engines.reference import ReferenceEngine  # noqa: E402
-from layerprop.engines.torch_engine import TorchEngine, supports  # noqa: E402
-from layerprop.optim import get_optimizer  # noqa: E402
-from layerprop.sgd import combine  # noqa: E402
+from layerprop.engines import select_engine
+from layerprop.engines.cuda_graph import CudaGraphEngine, CudaGraphTrainer
+from layerprop.engines.reference import ReferenceEngine
+from layerprop.engines.torch_engine import TorchEngine, supports
+from layerprop.optim import get_optimizer
+from layerprop.sgd import combine
 
 TOL = {"float64": 1e-12, "float32": 2e-5}
 LOSSES = LOSS_OUTPUTS + [("poisson", "identity")]
@@ -102,7 +102,7 @@ def test_training_loop_uses_it_and_matches_the_reference():
     import layerprop as lp
 
     net, X, Y = _case(n=30)
-    kw = dict(iterations=12, batch_size=5, step_size=0.2, l2=0.01)
+    kw = {"iterations": 12, "batch_size": 5, "step_size": 0.2, "l2": 0.01}
     ref = lp.sgd(net, X, Y, engine="reference", **kw).network
     got = lp.sgd(net.to(torch), X, Y, **kw).network
     for a, b in zip(got.W, ref.W):
