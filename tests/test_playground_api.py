@@ -319,3 +319,16 @@ def test_serve_warns_on_other_hosts(monkeypatch, capsys):
     pg_server.serve(host="127.0.0.1", port=8799, open_browser=False)
     assert "Warning" not in capsys.readouterr().err
     assert seen["config"].host == "127.0.0.1"
+
+
+def test_cli_command_calls_serve(monkeypatch):
+    from click.testing import CliRunner
+
+    import layerprop.playground as pg
+    from layerprop.cli.playground_cmd import playground_command
+
+    calls = []
+    monkeypatch.setattr(pg, "serve", lambda **kw: calls.append(kw))
+    r = CliRunner().invoke(playground_command, ["--port", "9000", "--no-browser"])
+    assert r.exit_code == 0, r.output
+    assert calls == [{"host": "127.0.0.1", "port": 9000, "open_browser": False}]
