@@ -599,7 +599,7 @@ class Session:
         if evaluate:
             self._evaluate()
         msg = {"type": "update", "iteration": self.iteration, "metrics": self.metrics(),
-               "history": [[i, _safe(a), _safe(b)] for i, a, b in self.history[-400:]],
+               "history": [[i, _safe(a), _safe(b)] for i, a, b in _thin(self.history, 400)],
                "history_len": len(self.history),
                "best": None if self.best is None else {"iteration": self.best[0], "loss": _safe(self.best[1])},
                "weights": self._weights_view(), "eta": self.eta(self.iteration + 1)}
@@ -772,6 +772,14 @@ def _vec(v, n=8) -> str:
     v = list(np.ravel(np.asarray(v, dtype=np.float64)))
     more = f", … ({len(v)} values)" if len(v) > n else ""
     return "[" + ", ".join(_fmt(z) for z in v[:n]) + more + "]"
+
+
+def _thin(points, n):
+    """At most about n points of a curve, evenly spread, always with the first and the last."""
+    if len(points) <= n:
+        return points
+    idx = np.unique(np.linspace(0, len(points) - 1, n).round().astype(int))
+    return [points[k] for k in idx]
 
 
 def _safe(v):

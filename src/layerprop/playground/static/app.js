@@ -207,7 +207,7 @@
   function fmt(v) {
     if (v === null || v === undefined) return "–";
     const a = Math.abs(v);
-    return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(3) : v.toFixed(4);
+    return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toFixed(4);
   }
 
   // -- training controls ----------------------------------------------------------------------
@@ -349,7 +349,7 @@
     }
     octx.putImageData(img, 0, 0);
     const ctx = canvas.getContext("2d");
-    ctx.imageSmoothingEnabled = true;
+    ctx.imageSmoothingEnabled = true; ctx.imageSmoothingQuality = "high";
     ctx.drawImage(offscreen, 0, 0, canvas.width, canvas.height);
     return ctx;
   }
@@ -409,6 +409,7 @@
     const t1 = el("text", { x: pad.l - 4, y: pad.t + 8, "text-anchor": "end" }, svg); t1.textContent = fmt(ymax);
     const t0 = el("text", { x: pad.l - 4, y: Y(0), "text-anchor": "end" }, svg); t0.textContent = "0";
     const tx = el("text", { x: W - pad.r, y: H - 4, "text-anchor": "end" }, svg); tx.textContent = `iteration ${i1}`;
+    const ts = el("text", { x: pad.l, y: H - 4 }, svg); ts.textContent = `${i0}`;
     el("polyline", { class: "train", points: hist.map((p) => `${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join(" ") }, svg);
     const test = hist.filter((p) => p[2] !== null);
     if (test.length) el("polyline", { class: "test", points: test.map((p) => `${X(p[0]).toFixed(1)},${Y(p[2]).toFixed(1)}`).join(" ") }, svg);
