@@ -228,7 +228,7 @@ class Network:
         if not self.trainable:
             raise ValueError("this network uses the 'sign' activation, which is for forward use only; "
                              "it cannot be trained or differentiated")
-        X, single = self._check_X(X)
+        X, single = self._check_X(X, min_rows=1)
         Y = self._check_Y(Y, X.shape[0], single)
         r = None if sample_weight is None else self._check_weights(sample_weight, X.shape[0])
         grad = gradient(self, X, Y, r, per_example=per_example)
@@ -242,7 +242,7 @@ class Network:
 
     def loss_value(self, X, Y, sample_weight=None):
         """The (weighted) mean loss over the rows of X."""
-        X, single = self._check_X(X)
+        X, single = self._check_X(X, min_rows=1)
         Y = self._check_Y(Y, X.shape[0], single)
         r = None if sample_weight is None else self._check_weights(sample_weight, X.shape[0])
         a, o = bp.forward(self.W, self.b, self.sigma, X)
@@ -251,7 +251,7 @@ class Network:
         return float(xp.mean(rows) if r is None else xp.sum(rows * r) / xp.sum(r))
 
     # -- boundary checks ----------------------------------------------------------------------
-    def _check_X(self, X):
+    def _check_X(self, X, min_rows=0):
         xp = array_namespace(self.W[0])
         X = _as_float_array(X, xp, self.W[0], "X")
         single = X.ndim == 1
@@ -260,6 +260,8 @@ class Network:
         if X.ndim != 2 or X.shape[1] != self.k[0]:
             want = f"({self.k[0]},) or (n, {self.k[0]})"
             raise ValueError(f"X must have shape {want} (k_0 = {self.k[0]} inputs); got {tuple(X.shape)}")
+        if X.shape[0] < min_rows:  # a mean over no rows would be 0/0
+            raise ValueError(f"X has no rows; need at least {min_rows} example")
         if not bool(xp.all(xp.isfinite(X))):
             raise ValueError("X contains NaN or inf")
         return X, single
