@@ -191,7 +191,7 @@ def _check(net, X, Y, a) -> _Setup:
         raise TypeError(f"net must be a layerprop Network; got {type(net).__name__}")
     if not net.trainable:
         raise ValueError("net uses the 'sign' activation, which is for forward use only; it cannot be trained")
-    X, single = net._check_X(X)
+    X, single = net._check_X(X, min_rows=1)
     if single:
         raise ValueError(f"X must be a 2-D array of rows (n, {net.k[0]}); got a single example of shape {tuple(X.shape)}")
     n = X.shape[0]
