@@ -92,7 +92,8 @@ def atomic_write(path, data: bytes | str | Callable) -> Path:
     The data go to a temporary file ``.{name}.{pid}.{random}.tmp`` in the same folder, which is
     flushed, fsync'ed and renamed over ``path`` (``os.replace``); then the folder is fsync'ed.
     On any error the temporary file is removed and the error re-raised; a previous file at
-    ``path`` stays intact.
+    ``path`` stays intact. Temporary files of ``path`` that a killed write left behind
+    (see :func:`remove_stale_temp_files`) are removed first.
 
     Parameters
     ----------
@@ -119,6 +120,10 @@ def atomic_write(path, data: bytes | str | Callable) -> Path:
         data = data.encode("utf-8")
     if not callable(data) and not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"data must be bytes, str or a function of a file object; got {type(data).__name__}")
+    try:  # the temporary file an earlier, killed write of this file left behind
+        remove_stale_temp_files(path.parent, name=path.name)
+    except OSError:
+        pass  # a folder that cannot be listed: the write itself reports what is wrong
     tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
