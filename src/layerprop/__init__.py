@@ -3,11 +3,14 @@
 from importlib import import_module as _import_module
 
 from .activations import ACTIVATIONS, Activation
+from .data import DataError, load_data
 from .gradcheck import GradcheckResult, gradcheck
 from .graph import LayeredGraph
+from .io import ModelFileError, load, save
 from .jacobian import chain_rule_check, jacobian_w, jacobian_x
 from .losses import LOSSES, Loss
 from .network import Gradient, Network, Trace
+from .sgd import DivergenceError, SGDResult, sgd
 from .theory import network_facts
 
 __version__ = "0.1.0"
@@ -28,5 +31,6 @@ def __getattr__(name):
 
 
 __all__ = ["ACTIVATIONS", "Activation", "LOSSES", "Loss", "LayeredGraph", "Network", "Trace",
-           "Gradient", "gradcheck", "GradcheckResult", "jacobian_w", "jacobian_x",
-           "chain_rule_check", "network_facts", *_LAZY]
+           "Gradient", "sgd", "SGDResult", "DivergenceError", "gradcheck", "GradcheckResult",
+           "jacobian_w", "jacobian_x", "chain_rule_check", "network_facts", "save", "load",
+           "ModelFileError", "DataError", "load_data", *_LAZY]
