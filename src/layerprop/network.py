@@ -331,7 +331,10 @@ def _as_float_array(X, xp, like, name):
     an array of another namespace (torch into a CuPy network, say) is refused, not moved.
     """
     if not is_array_api_obj(X) or is_numpy_array(X):
-        arr = np.asarray(X)
+        try:
+            arr = np.asarray(X)
+        except ValueError as e:  # ragged nested lists
+            raise ValueError(f"{name} must be a rectangular array (rows of equal length): {e}") from None
         if arr.dtype.kind not in "biuf":
             raise TypeError(f"{name} must be a real numeric array; got dtype {arr.dtype}")
         if is_numpy_array(like):
