@@ -84,10 +84,17 @@ def _build():
         return c[1]
 
     @jit
-    def forward(W, b, has_bias, acts, a, o, c):
-        """Forward pass (SSBD 20.6): a_{t+1} = W_t o_t + b_t, o_{t+1} = sigma(a_{t+1})."""
-        T = len(W)
-        for t in range(T):
+    def dot_row(Wt, i, x):
+        """sum_j W_t[i, j] x_j."""
+        s = Wt[i, 0] * x[0]
+        for j in range(1, Wt.shape[1]):
+            s += Wt[i, j] * x[j]
+        return s
+
+    @jit
+    def forward(t0, W, b, has_bias, acts, a, o, c):
+        """Forward pass (SSBD 20.6) from layer t0: a_{t+1} = W_t o_t + b_t, o_{t+1} = sigma(a_{t+1})."""
+        for t in range(t0, len(W)):
             Wt, ot, at, on = W[t], o[t], a[t + 1], o[t + 1]
             for i in range(Wt.shape[0]):
                 s = Wt[i, 0] * ot[0]
@@ -129,44 +136,77 @@ def _build():
         return total
 
     @jit
-    def run(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam, lam_b, a, o, g, c):
+    def update(t, W, b, M, bM, dense, has_bias, eta, lam, lam_b, g, o):
+        """W_t <- W_t - eta (v + lam W_t) with v_ij = g_{t+1,i} o_{t,j} on the edges of E; the same for b_t."""
+        Wt, gn, ot, Mt = W[t], g[t + 1], o[t], M[t]
+        if dense[t]:
+            for i in range(Wt.shape[0]):
+                gi = gn[i]
+                for j in range(Wt.shape[1]):
+                    Wt[i, j] -= eta * (gi * ot[j] + lam * Wt[i, j])
+        else:
+            for i in range(Wt.shape[0]):
+                gi = gn[i]
+                for j in range(Wt.shape[1]):
+                    if Mt[i, j]:
+                        Wt[i, j] -= eta * (gi * ot[j] + lam * Wt[i, j])
+        if has_bias:
+            bt, bMt = b[t], bM[t]
+            for i in range(bt.shape[0]):
+                if bMt[i]:
+                    bt[i] -= eta * (gn[i] + lam_b * bt[i])
+
+    @jit
+    def update_first(W0, b0, bM0, dense0, M0, has_bias, eta, lam, lam_b, g1, x, x_next, z_next, more):
+        """Layer 0's update W_0 <- W_0 - eta (g_1 x^T + lam W_0), fused with the next example's
+        z = W_0 x_next (one pass over W_0 instead of two: each updated row is still in cache)."""
+        for i in range(W0.shape[0]):
+            gi = g1[i]
+            if dense0:
+                for j in range(W0.shape[1]):
+                    W0[i, j] -= eta * (gi * x[j] + lam * W0[i, j])
+            else:
+                for j in range(W0.shape[1]):
+                    if M0[i, j]:
+                        W0[i, j] -= eta * (gi * x[j] + lam * W0[i, j])
+            if more:
+                z_next[i] = dot_row(W0, i, x_next)
+        if has_bias:
+            for i in range(b0.shape[0]):
+                if bM0[i]:
+                    b0[i] -= eta * (g1[i] + lam_b * b0[i])
+
+    @jit
+    def run(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam, lam_b, a, o, g, c, z):
         """The book's SGD with batch size 1 (SSBD 20.6), in place; returns the sum of the losses."""
-        T = len(W)
+        T, N = len(W), rows.shape[0]
         total = 0.0
-        for it in range(rows.shape[0]):
-            n = rows[it]
-            eta = etas[it]
-            x = o[0]
-            for j in range(x.shape[0]):
-                x[j] = X[n, j]
-            forward(W, b, has_bias, acts, a, o, c)
+        if N > 0:
+            for i in range(W[0].shape[0]):
+                z[i] = dot_row(W[0], i, X[rows[0]])
+        for it in range(N):
+            n, eta = rows[it], etas[it]
+            x = X[n]
+            for i in range(z.shape[0]):  # a_1 = W_0 x + b_0 (W_0 x computed with the last update)
+                v = z[i] + b[0][i] if has_bias else z[i]
+                a[1][i] = v
+                o[1][i] = sigma(acts[1], v, c)
+            forward(1, W, b, has_bias, acts, a, o, c)
             total += output_g(loss, acts[T], a[T], o[T], Y[n], g[T], c)
-            for t in range(T - 1, -1, -1):
-                Wt, gn, ot = W[t], g[t + 1], o[t]
-                if t > 0:  # delta_t = W_t^T g_{t+1}, with W_t before its update; g_t = delta_t sigma'(a_t)
-                    gt = g[t]
-                    for j in range(gt.shape[0]):
-                        gt[j] = 0
-                    for i in range(Wt.shape[0]):
-                        for j in range(Wt.shape[1]):
-                            gt[j] += Wt[i, j] * gn[i]
-                    for j in range(gt.shape[0]):
-                        gt[j] *= sigma_prime(acts[t], a[t][j], ot[j], c)
-                Mt = M[t]
-                for i in range(Wt.shape[0]):  # W_t <- W_t - eta (v + lam W_t), v_ij = g_{t+1,i} o_{t,j}
-                    gi = gn[i]
-                    if dense[t]:
-                        for j in range(Wt.shape[1]):
-                            Wt[i, j] -= eta * (gi * ot[j] + lam * Wt[i, j])
-                    else:
-                        for j in range(Wt.shape[1]):
-                            if Mt[i, j]:
-                                Wt[i, j] -= eta * (gi * ot[j] + lam * Wt[i, j])
-                if has_bias:
-                    bt, bMt = b[t], bM[t]
-                    for i in range(bt.shape[0]):
-                        if bMt[i]:
-                            bt[i] -= eta * (gn[i] + lam_b * bt[i])
+            for t in range(T - 1, 0, -1):
+                # delta_t = W_t^T g_{t+1}, with W_t before its update; g_t = delta_t sigma'(a_t)
+                Wt, gn, gt = W[t], g[t + 1], g[t]
+                for j in range(gt.shape[0]):
+                    gt[j] = 0
+                for i in range(Wt.shape[0]):
+                    for j in range(Wt.shape[1]):
+                        gt[j] += Wt[i, j] * gn[i]
+                for j in range(gt.shape[0]):
+                    gt[j] *= sigma_prime(acts[t], a[t][j], o[t][j], c)
+                update(t, W, b, M, bM, dense, has_bias, eta, lam, lam_b, g, o)
+            more = it + 1 < N
+            update_first(W[0], b[0], bM[0], dense[0], M[0], has_bias, eta, lam, lam_b, g[1], x,
+                         X[rows[it + 1] if more else n], z, more)
         return total
 
     return run
@@ -203,7 +243,7 @@ class NumbaEngine(NumpyEngine):
         lam_b = lam if regularize_bias else 0.0
         total = _kernel()(W, b, M, bM, dense, has_bias, acts, LOSS_CODES[net.loss.name], X, Y, rows,
                           etas, dt.type(lam), dt.type(lam_b), a, o, g,
-                          np.array([0, 1, LEAKY_SLOPE], dtype=dt))
+                          np.array([0, 1, LEAKY_SLOPE], dtype=dt), np.zeros(net.k[1], dt))
         release_pages(X_in)  # a memory-mapped X: drop the pages read from resident memory
         for t in range(T):  # write back where a contiguous copy was used
             if W[t] is not net.W[t]:
