@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from layerprop import io as lpio
 
-EXAMPLES = int(os.environ.get("LAYERPROP_FUZZ_EXAMPLES", "0")) or 300
+EXAMPLES = int(os.environ.get("LAYERPROP_FUZZ_EXAMPLES", "0")) or 200
 fuzz_settings = settings(max_examples=EXAMPLES, deadline=None, database=None,
                          derandomize="LAYERPROP_FUZZ_EXAMPLES" not in os.environ,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
