@@ -274,6 +274,8 @@ def _recipe(s: _Setup, a: dict, engine_name: str) -> dict:
 class _Run:
     """The state of one training run: weights, optimizer, counters, best-so-far, history."""
 
+    dist = None  # a distributed run's layerprop.distributed.Group (issue 9)
+
     def __init__(self, net, s: _Setup, engine, recipe, callback, progress, reduce=None):
         self.net, self.s, self.engine, self.recipe = net, s, engine, recipe
         self.opt = get_optimizer(s.optimizer, net, **s.opt_kw)
@@ -311,9 +313,13 @@ class _Run:
         """Iteration i: sample, Backpropagation, combine, (clip), update, (average)."""
         s, net = self.s, self.net
         rows = batch_rows(s.seed, i, s.X.shape[0], s.b, s.mode)
+        if self.dist is not None:
+            rows = self.dist.share(rows)  # this rank's part of the batch
         loss_sum, wsum, gW, gb = self.engine.gradient_sums(net, self._batch(s.X, rows), self._batch(s.Y, rows),
                                                            self._batch(s.r, rows))
         loss, gW, gb = combine(loss_sum, wsum, gW, gb, self.reduce)
+        if self.dist is not None:
+            loss_sum, wsum = self.dist.totals  # the all-reduced sums
         if not math.isfinite(loss):
             raise self._diverged(i, f"the loss is {loss}")
         if s.clip_norm is not None:
@@ -387,7 +393,7 @@ class _Run:
         score = None
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             if s.val is not None:
-                row["val_loss"] = _mean_loss(net, *s.val)
+                row["val_loss"] = (_mean_loss if self.dist is None else self.dist.mean_loss)(net, *s.val)
                 row["val_metric"] = row["val_loss"] if name == "loss" else fn(net, *s.val)
                 score = row["val_metric"]
             elif s.early_stopping:
@@ -508,6 +514,8 @@ def _check_resume(run: _Run, ck_net, info, path):
 
 def _save_checkpoint(run: _Run, folder: Path):
     from . import io
+    if run.dist is not None and not run.dist.writer:
+        return  # rank 0 alone writes
     arrays, info = run.state()
     io.save_checkpoint(folder / CHECKPOINT_NAME, run.net, arrays, info)
 
@@ -581,7 +589,7 @@ def sgd(net, X, Y, *, iterations=None, epochs=None, step_size=0.1, schedule="con
     progress, verbose :
         A progress bar (None: when stderr is a terminal) and a line per evaluation.
     distributed : bool
-        Not yet (issue 9).
+        Data-parallel training in a process started by ``torchrun`` (see ``docs/distributed.md``).
 
     Returns
     -------
@@ -601,9 +609,6 @@ def sgd(net, X, Y, *, iterations=None, epochs=None, step_size=0.1, schedule="con
     >>> res.iterations, len(res.history) > 0
     (100, True)
     """
-    if distributed:
-        raise NotImplementedError("distributed=True is not implemented yet (see issue 9); the hook is "
-                                  "layerprop.sgd.combine(..., reduce=all_reduce)")
     args = dict(locals())
     args["schedule_kw"] = {k: args[k] for k in ("power_t", "step_every", "gamma") if
                            isinstance(schedule, str) and _uses(schedule, k)}
@@ -612,8 +617,18 @@ def sgd(net, X, Y, *, iterations=None, epochs=None, step_size=0.1, schedule="con
     eng = select_engine(net, batch_size=s.b, optimizer=s.optimizer, engine=engine)
     recipe = _recipe(s, args, eng.name)
     from ._progress import Progress
-    run = _Run(net.copy(), s, eng, recipe, callback, None)
-    if s.checkpoint is not None:
+    dist = None
+    if distributed:  # torchrun's processes share each batch (layerprop.distributed)
+        from .distributed import join
+        dist = join(s, net, recipe)
+        recipe["world_size"] = dist.size
+        net, s.metric, callback = dist.broadcast_network(net), dist.metric(s.metric), dist.callback(callback)
+        progress, verbose = (progress, verbose) if dist.writer else (False, False)
+    run = _Run(net.copy(), s, eng, recipe, callback, None, None if dist is None else dist.reduce)
+    run.dist = dist
+    if s.checkpoint is not None and dist is not None:
+        dist.prepare_checkpoint_folder(run, s, resume, CHECKPOINT_NAME)
+    elif s.checkpoint is not None:
         _prepare_checkpoint_folder(run, s, resume)
     run.progress = Progress(s.tau, initial=run.i, enabled=progress, verbose=verbose)
     run.t0 = time.perf_counter()

@@ -1,0 +1,389 @@
+"""Synchronous data-parallel SGD on torch.distributed (issue 9): P processes train one network.
+
+The book's step w <- w - eta_i (v_i + lam w) needs v_i, the mean gradient over the rows of
+iteration i. Every process (rank r of P) draws the same rows, ``sampling.batch_rows(seed, i)``
+(a pure function of the seed and i), keeps its own contiguous part of them (the parts differ by
+at most one row) and computes the sums over that part. One all-reduce adds the parts up, and
+``sgd.combine`` divides by the total weight:
+
+    v_i = (sum_r sum_{j in part r} r_j grad_j) / (sum_r sum_{j in part r} r_j)
+
+So every rank holds the same sums, applies the same update to the same weights and keeps the
+same optimizer state: the run is the single-process run with batch size b, up to the order of
+summation. The figures that decide something (validation loss and metric, the early-stopping
+score, a callback's stop) are all-reduced too, so every rank decides the same at the same step.
+Rank 0 alone writes checkpoints and models.
+
+torch.distributed does all the communication (gloo on CPUs, NCCL for CUDA tensors); ``torchrun``
+or :func:`launch` (torch's elastic launcher) starts the processes. This is the only module that
+names torch.distributed; ``lp.sgd(..., distributed=True)`` calls :func:`join`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import logging
+import math
+import os
+import uuid
+
+import numpy as np
+
+from ._xp import is_numpy_array, to_numpy
+
+__all__ = ["DistributedError", "WorkerLostError", "Group", "join", "launch", "part", "TORCHRUN_ENV"]
+
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # set by torchrun for each worker
+TIMEOUT = datetime.timedelta(minutes=5)  # a collective that waits longer fails: a lost peer never hangs a run
+_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+class DistributedError(RuntimeError):
+    """A distributed run cannot start or go on (no PyTorch, not started by torchrun, ...)."""
+
+
+class WorkerLostError(DistributedError):
+    """A process of the run stopped (killed, crashed or unreachable); ``ranks`` names the lost ones
+    where they are known."""
+
+    def __init__(self, message, ranks=()):
+        super().__init__(message)
+        self.ranks = tuple(ranks)
+
+    def __reduce__(self):
+        return type(self), (str(self), self.ranks)
+
+
+def _torch():
+    """(torch, torch.distributed), or a DistributedError that says how to install them."""
+    try:
+        import torch
+        import torch.distributed as dist
+    except ImportError:
+        raise DistributedError("distributed training needs PyTorch (torch.distributed): "
+                               "pip install 'layerprop[dist]'") from None
+    if not dist.is_available():
+        raise DistributedError("this PyTorch build has no torch.distributed")
+    return torch, dist
+
+
+def part(n: int, P: int, r: int) -> slice:
+    """The rows of rank r when n rows are split among P ranks: contiguous, sizes n//P or n//P + 1."""
+    q, m = divmod(n, P)
+    lo = r * q + min(r, m)
+    return slice(lo, lo + q + (r < m))
+
+
+def _one_line(e) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+class Group:
+    """This process's place in a distributed run (rank of size) and the collectives ``lp.sgd`` uses.
+
+    Build it with :func:`join`. Every collective goes through :meth:`_collective`, which turns a
+    peer's loss (a closed connection, a timeout) into :class:`WorkerLostError`.
+    """
+
+    def __init__(self, rank: int, size: int, device=None):
+        self.torch, self.dist = _torch()
+        self.rank, self.size = int(rank), int(size)
+        self.device = device or "cpu"  # where the communication buffers live (cuda for NCCL)
+        self.totals = (0.0, 0.0)  # the last step's all-reduced loss sum and weight sum
+
+    def __repr__(self):
+        return f"Group(rank={self.rank}, size={self.size}, backend={self.dist.get_backend()!r})"
+
+    @property
+    def writer(self) -> bool:
+        """True on rank 0, the one process that writes files."""
+        return self.rank == 0
+
+    # -- the step ---------------------------------------------------------------------------
+    def share(self, rows):
+        """This rank's part of a global batch's rows."""
+        return rows[part(len(rows), self.size, self.rank)]
+
+    def reduce(self, loss_sum, weight_sum, gW, gb):
+        """The ``reduce`` of ``sgd.combine``: one all-reduce (sum over ranks) of a step's loss sum,
+        weight sum and gradient sums, packed in one buffer of the gradient's dtype."""
+        arrays = list(gW) + list(gb)
+        live = [self._flat(a) for a in arrays if a is not None]
+        head = self.torch.tensor([loss_sum, weight_sum], dtype=live[0].dtype, device=live[0].device)
+        buf = self.torch.cat([head] + live)
+        self._collective("the all-reduce of a step's gradient", self.dist.all_reduce, buf)
+        self.totals = (float(buf[0]), float(buf[1]))
+        out = self._unflat(buf[2:], arrays)
+        return self.totals[0], self.totals[1], out[:len(gW)], out[len(gW):]
+
+    def _flat(self, a):
+        t = self.torch.from_numpy(np.ascontiguousarray(a)) if is_numpy_array(a) else a
+        return t.reshape(-1)
+
+    def _unflat(self, buf, like, copy=False):
+        """Pieces of the 1-D ``buf`` shaped (and typed: NumPy or torch) like the arrays of ``like``."""
+        out, k = [], 0
+        for a in like:
+            if a is None:
+                out.append(None)
+                continue
+            n = math.prod(a.shape)
+            piece = buf[k:k + n].reshape(tuple(a.shape))
+            k += n
+            if is_numpy_array(a):
+                piece = piece.numpy()
+                out.append(piece.copy() if copy else piece)
+            else:
+                out.append(piece.clone() if copy else piece)
+        return out
+
+    # -- figures every rank agrees on ------------------------------------------------------------
+    def all_sum(self, values, what="an all-reduce of evaluation figures"):
+        """Sums over ranks of a few float64 numbers."""
+        t = self.torch.tensor([float(v) for v in values], dtype=self.torch.float64, device=self.device)
+        self._collective(what, self.dist.all_reduce, t)
+        return t.tolist()
+
+    def broadcast_float(self, value, what="a broadcast of an evaluation figure"):
+        """Rank 0's value of a float, on every rank."""
+        t = self.torch.tensor([float(value)], dtype=self.torch.float64, device=self.device)
+        self._collective(what, self.dist.broadcast, t, 0)
+        return float(t[0])
+
+    def mean(self, fn, net, X, Y):
+        """``fn(net, X, Y)``, a mean over rows, computed on this rank's part of the rows and all-reduced."""
+        rows = part(X.shape[0], self.size, self.rank)
+        n = rows.stop - rows.start
+        local = fn(net, X[rows], Y[rows]) * n if n else 0.0
+        total, count = self.all_sum([local, n], "the all-reduce of a validation figure")
+        return total / count
+
+    def mean_loss(self, net, X, Y):
+        """The mean loss over the rows of X, Y (every rank evaluates its part)."""
+        from .sgd import _mean_loss
+        return self.mean(_mean_loss, net, X, Y)
+
+    def metric(self, metric):
+        """An ``sgd`` metric (name, fn, greater_is_better) whose value is the same on every rank:
+        the loss and the accuracy (means over rows) are all-reduced from each rank's part; a custom
+        metric is computed on every rank and rank 0's value is used."""
+        from .sgd import _accuracy, _mean_loss
+        name, fn, greater = metric
+        if fn is _mean_loss or fn is _accuracy:
+            return name, (lambda net, X, Y: self.mean(fn, net, X, Y)), greater
+        return name, (lambda net, X, Y: self.broadcast_float(fn(net, X, Y))), greater
+
+    def callback(self, callback):
+        """``callback`` called on every rank; training stops on every rank when one of them returns False."""
+        if callback is None:
+            return None
+
+        def agreed(row):
+            stop = callback(row) is False
+            return False if self.all_sum([stop], "the all-reduce of a callback's decision")[0] > 0 else None
+        return agreed
+
+    # -- start -----------------------------------------------------------------------------------
+    def broadcast_network(self, net):
+        """A copy of ``net`` holding rank 0's weights (every rank starts from the same w^(1))."""
+        new = net.copy()
+        arrays = list(new.W) + list(new.b)
+        buf = self.torch.cat([self._flat(a) for a in arrays if a is not None]).contiguous()
+        self._collective("the broadcast of the initial weights", self.dist.broadcast, buf, 0)
+        out = self._unflat(buf, arrays, copy=True)
+        new.replace_params(out[:len(new.W)], out[len(new.W):])
+        return new
+
+    def check_same(self, recipe: dict, data_hash: str, net):
+        """Every rank must train the same network on the same data with the same settings."""
+        mine = {k: v for k, v in recipe.items() if k != "engine"}
+        mine["data"] = data_hash
+        mine["network"] = _network_fingerprint(net)
+        every = [None] * self.size
+        self._collective("the start-up check", self.dist.all_gather_object, every, mine)
+        bad = {r: sorted(k for k in set(f) | set(every[0]) if f.get(k) != every[0].get(k))
+               for r, f in enumerate(every) if f != every[0]}
+        if bad:
+            what = "; ".join(f"rank {r}: {', '.join(keys)}" for r, keys in bad.items())
+            raise ValueError(f"distributed=True: every process must call sgd with the same network, data and "
+                             f"settings; these differ from rank 0's ({what})")
+
+    def prepare_checkpoint_folder(self, run, s, resume, name):
+        """Rank 0 creates and cleans the folder and (resume) reads the checkpoint; every rank gets
+        rank 0's copy, so the other ranks need not see the folder (multi-node without a shared disk)."""
+        from . import io
+        from .sgd import _check_resume
+        path = s.checkpoint / name
+        loaded = error = None
+        if self.writer:
+            try:
+                s.checkpoint.mkdir(parents=True, exist_ok=True)
+                io.remove_stale_temp_files(s.checkpoint)
+                if resume and path.exists():
+                    loaded = io.load_checkpoint(path)
+            except Exception as e:  # noqa: BLE001 - raised on every rank below
+                error = e
+        box = [(loaded, error)]
+        self._collective("the broadcast of the checkpoint", self.dist.broadcast_object_list, box, 0)
+        loaded, error = box[0]
+        if error is not None:
+            raise error
+        if loaded is None:
+            return
+        ck_net, arrays, info = loaded
+        had = int(info.get("recipe", {}).get("world_size", 1))
+        if had != self.size:
+            raise ValueError(f"resume=True: the checkpoint {path} was written by a run of {had} process"
+                             f"{'es' if had != 1 else ''}; this run has {self.size}. Resume with the same number "
+                             f"of processes (the sums of a step are split among them)")
+        _check_resume(run, ck_net, info, path)
+        run.restore(ck_net, arrays, info)
+
+    # -- communication -----------------------------------------------------------------------------
+    def _collective(self, what, fn, *args):
+        try:
+            return fn(*args)
+        except RuntimeError as e:  # DistBackendError, DistNetworkError, a timeout: a peer is gone
+            raise WorkerLostError(f"lost contact with the other processes during {what} (this is rank "
+                                  f"{self.rank} of {self.size}): {_one_line(e)}") from None
+
+
+def _network_fingerprint(net) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps([list(net.k), list(net.activation_names), net.loss_name, str(net.dtype)]).encode())
+    for m in list(net.masks) + list(net.bias_masks or []):
+        if m is not None:
+            h.update(np.ascontiguousarray(to_numpy(m)).tobytes())
+    return h.hexdigest()[:32]
+
+
+# -- joining a run -------------------------------------------------------------------------------
+def join(s, net, recipe) -> Group:
+    """This process's :class:`Group` for ``lp.sgd(..., distributed=True)``.
+
+    Uses the default process group if the caller has set one up, else sets it up from torchrun's
+    environment (gloo for NumPy and CPU tensors, NCCL for CUDA tensors). Then checks that every
+    rank has the same network, data and settings and that each gets rows of every batch.
+    """
+    torch, dist = _torch()
+    cuda = not is_numpy_array(net.W[0]) and getattr(net.W[0], "is_cuda", False)
+    if not dist.is_initialized():
+        missing = [k for k in TORCHRUN_ENV if k not in os.environ]
+        if missing:
+            raise DistributedError(
+                f"distributed=True: this process was not started by torchrun (the environment has no "
+                f"{', '.join(missing)}); start it with `torchrun --nproc-per-node N script.py`, or call "
+                f"torch.distributed.init_process_group first")
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+        try:
+            dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
+        except RuntimeError as e:
+            raise DistributedError(f"distributed=True: could not join the process group: {_one_line(e)}") from None
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    group = Group(dist.get_rank(), dist.get_world_size(), device)
+    if s.b < group.size:
+        raise ValueError(f"batch_size={s.b} is smaller than the number of processes ({group.size}): every "
+                         f"process needs rows of every batch")
+    group.check_same(recipe, s.data_hash, net)
+    return group
+
+
+# -- launching local workers -------------------------------------------------------------------------
+class _Failed:
+    """What a worker returns instead of raising (no traceback on stderr): the exception, pickled
+    when it can be, else its type name and message."""
+
+    def __init__(self, exc):
+        import pickle
+        try:
+            self.exc = pickle.loads(pickle.dumps(exc))
+        except Exception:  # noqa: BLE001
+            self.exc = DistributedError(f"{type(exc).__name__}: {_one_line(exc)}")
+
+
+def _worker(fn, args, threads):
+    """One local worker: ``fn(*args)`` with ``threads`` compute threads; exceptions are returned."""
+    torch, _ = _torch()
+    torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - scikit-learn brings it
+        threadpool_limits = contextlib.nullcontext
+    try:
+        with threadpool_limits(threads):
+            return fn(*args)
+    except Exception as e:  # noqa: BLE001 - the launcher re-raises it in the parent
+        return _Failed(e)
+    finally:
+        _, dist = _torch()
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def _launch_env(threads):
+    """Thread counts for the workers' BLAS (read when they start) and a quiet elastic agent."""
+    old_env = {k: os.environ.get(k) for k in _THREAD_ENV}
+    loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.launcher")]
+    old_levels = [lg.level for lg in loggers]
+    os.environ.update({k: str(threads) for k in _THREAD_ENV})
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for k, v in old_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        for lg, level in zip(loggers, old_levels):
+            lg.setLevel(level)
+
+
+def launch(nproc: int, fn, args=(), *, threads: int = 1) -> list:
+    """Run ``fn(*args)`` in ``nproc`` local worker processes, as ``torchrun --standalone`` does
+    (torch.distributed's elastic launcher; the workers find torchrun's environment, so
+    ``lp.sgd(..., distributed=True)`` works in them), and return their results by rank.
+
+    ``fn`` must be importable (the workers are spawned). ``threads`` compute threads per worker.
+    An exception in a worker is raised here (a real error before a lost-contact one); a worker
+    that dies (a signal, ``os._exit``) stops the others and raises :class:`WorkerLostError`
+    naming its rank.
+    """
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ValueError(f"nproc must be an integer >= 1; got {nproc!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be an integer >= 1; got {threads!r}")
+    _torch()
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"layerprop-{uuid.uuid4().hex[:12]}",
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
+                          start_method="spawn")
+    with _launch_env(threads):
+        try:
+            out = elastic_launch(config, _worker)(fn, args, threads)
+        except ChildFailedError as e:
+            raise WorkerLostError(_lost_message(e.failures, nproc), ranks=sorted(e.failures)) from None
+    results = [out[r] for r in range(nproc)]
+    failed = [r.exc for r in results if isinstance(r, _Failed)]
+    if failed:
+        real = [e for e in failed if not isinstance(e, WorkerLostError)]
+        raise (real or failed)[0]
+    return results
+
+
+def _lost_message(failures, nproc) -> str:
+    parts = []
+    for rank in sorted(failures):
+        f = failures[rank]
+        how = f"killed by {f.signal_name()}" if f.exitcode < 0 else f"exited with code {f.exitcode}"
+        parts.append(f"rank {rank} ({how})")
+    which = "worker" if len(parts) == 1 else "workers"
+    return f"lost {which} {', '.join(parts)} of {nproc}; the run stopped"
