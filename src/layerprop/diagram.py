@@ -66,7 +66,7 @@ def network_svg(net, max_per_layer: int = 64, max_edges: int = 3000, labels=None
     r = max(2.0, min(10.0, step * 0.36))
     left = 70 + (max(len(str(s)) for s in in_labels) * 6.5 if in_labels else 0)
     right = 70 + (max(len(str(s)) for s in out_labels) * 6.5 if out_labels else 0)
-    col = float(np.clip(900.0 / max(T, 1), 130.0, 240.0))
+    col = float(np.clip(760.0 / max(T, 1), 130.0, 340.0))
     top = 62 + (18 if title else 0)
     body = n_max * step
     width = max(left + T * col + right + 20, 760.0)

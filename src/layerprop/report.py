@@ -28,6 +28,7 @@ td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f3f3
 td.k,th.k{text-align:left}img{max-width:100%}.diagram{overflow-x:auto;border:1px solid #eee}
 .note{color:#666;font-size:12px}code{background:#f3f3f3;padding:0 3px}
 .cm td{min-width:26px;text-align:center}
+table.kv td{text-align:left}
 """
 
 
@@ -94,7 +95,7 @@ def plot_curves(history, plt, best_iteration=None, metric_name="accuracy"):
 def plot_confusion(cm, labels, plt, title="confusion matrix"):
     cm = np.asarray(cm)
     n = len(labels)
-    size = float(np.clip(0.45 * n + 2.2, 3.6, 9.0))
+    size = float(np.clip(0.36 * n + 2.2, 3.6, 8.0))
     fig, ax = plt.subplots(figsize=(size + 1.0, size))
     im = ax.imshow(cm, cmap="Blues")
     ax.set_xticks(range(n), [str(l) for l in labels], rotation=45 if max(len(str(l)) for l in labels) > 3 else 0)
@@ -172,6 +173,12 @@ def _fmt(v) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items())
     return str(v)
+
+
+def _metric(name, value):
+    if value is None:
+        return None
+    return f"{100 * value:.2f}%" if name in ("accuracy", "f1_macro") else value
 
 
 def _confusion_table(cm, labels) -> str:
@@ -263,10 +270,10 @@ def build_report(model, title="model", evaluation=None, want_png=False):
     for split in ("train", "validation", "test"):
         m = metrics.get(split)
         if isinstance(m, dict):
-            split_rows.append([split, m.get("n")] + [m.get(k) for k in keys])
+            split_rows.append([split, m.get("n")] + [_metric(k, m.get(k)) for k in keys])
     if evaluation is not None:
         m = evaluation["metrics"]
-        split_rows.append([str(evaluation["source"]), m.get("n")] + [m.get(k) for k in keys])
+        split_rows.append([str(evaluation["source"]), m.get("n")] + [_metric(k, m.get(k)) for k in keys])
     if split_rows:
         parts.append(_table(split_rows, ["split", "rows"] + list(keys)))
     else:
@@ -311,7 +318,7 @@ def build_report(model, title="model", evaluation=None, want_png=False):
 
     parts.append("<h2>Recipe</h2>")
     if recipe:
-        parts.append(_table(sorted(recipe.items()), ["setting", "value"]))
+        parts.append(_table(sorted(recipe.items()), ["setting", "value"], cls="kv"))
     else:
         parts.append('<p class="note">No recipe recorded.</p>')
 
@@ -324,7 +331,7 @@ def build_report(model, title="model", evaluation=None, want_png=False):
         [f"VC dimension, sign activation {vs['bound']}", f"~ {vs['value']:.3g}"],
         [f"VC dimension, sigmoid: lower {vg['lower']}", f"~ {vg['lower_value']:.3g}"],
         [f"VC dimension, sigmoid: upper {vg['upper']}", f"~ {vg['upper_value']:.3g}"],
-        ["finite precision", fp["note"]]], ["", "value"]))
+        ["finite precision", fp["note"]]], ["", "value"], cls="kv"))
     parts.append('<p class="note">Orders of growth with unknown constants: the numbers compare architectures, '
                  "they are not sample sizes.</p>")
 
@@ -336,7 +343,7 @@ def build_report(model, title="model", evaluation=None, want_png=False):
     if info.get("input_scaling"):
         data_rows.append(["input scaling", "standardized (mean and scale of the training rows, stored in the model)"])
     if data_rows:
-        parts.append("<h2>Data</h2>" + _table(data_rows, ["", "value"]))
+        parts.append("<h2>Data</h2>" + _table(data_rows, ["", "value"], cls="kv"))
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     parts.append(f'<p class="note">Written by layerprop {escape(__version__)} on {stamp}.</p></main></body></html>')
     return "\n".join(parts), pngs

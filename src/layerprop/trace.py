@@ -116,7 +116,7 @@ def trace_example(net, x, y=None, top=10, **extra) -> ExampleTrace:
         The target as the network sees it (one-hot, scaled). Without it only the forward
         pass is recorded (no loss, no delta, no edge partials).
     top : int
-        How many edges with the largest |dl/dw| to record.
+        How many edges with the largest |dl/dw| to record per layer.
     **extra
         Stored as is: ``x_raw``, ``feature_names``, ``label``, ``prediction``, ``row``.
     """
@@ -151,30 +151,24 @@ def _plain(v):
 
 
 def _largest_partials(net, tr, delta, g, top):
-    """The ``top`` real edges by |delta_{t,i} sigma'(a_{t,i}) o_{t-1,j}|; phantom edges excluded."""
-    cands = []  # (|value|, t, i, j, bias)
-    for t in range(1, net.T + 1):
+    """Per layer t = T..1, the ``top`` real edges into layer t by |delta_{t,i} sigma'(a_{t,i}) o_{t-1,j}|
+    (bias edges included, phantom edges excluded)."""
+    out = []
+    for t in range(net.T, 0, -1):
         gt = np.asarray(g[t], dtype=np.float64).reshape(-1)
         o_prev = np.asarray(tr.o[t - 1], dtype=np.float64).reshape(-1)
-        full = np.abs(np.outer(gt, o_prev)) * np.asarray(net.masks[t - 1])
-        flat = full.ravel()
-        n = min(top, flat.size)
-        for idx in np.argpartition(-flat, n - 1)[:n] if n else []:
-            i, j = divmod(int(idx), full.shape[1])
-            if net.masks[t - 1][i, j]:
-                cands.append((flat[idx], t, i, j, False))
+        mags = np.abs(np.outer(gt, o_prev))
+        cands = [(mags[i, j], int(i), int(j), False) for i, j in zip(*np.nonzero(np.asarray(net.masks[t - 1])))]
         if net.bias_masks is not None:
-            for i in np.nonzero(net.bias_masks[t - 1])[0]:
-                cands.append((abs(gt[i]), t, int(i), net.k[t - 1], True))
-    cands.sort(key=lambda c: (-c[0], c[1], c[2], c[3]))
-    out = []
-    for _, t, i, j, bias in cands[:top]:
-        a_ti = np.asarray(tr.a[t], dtype=np.float64).reshape(-1)[i:i + 1]
-        sp = float(net.sigma_prime[t](a_ti)[0])
-        o_prev = 1.0 if bias else float(np.asarray(tr.o[t - 1]).reshape(-1)[j])
-        w = float(net.b[t - 1][i] if bias else net.W[t - 1][i, j])
-        value = float(np.asarray(g[t]).reshape(-1)[i]) * o_prev
-        out.append(EdgePartial(t, i, j, bias, w, float(np.asarray(delta[t]).reshape(-1)[i]), sp, o_prev, value))
+            cands += [(abs(gt[i]), int(i), net.k[t - 1], True) for i in np.nonzero(net.bias_masks[t - 1])[0]]
+        cands.sort(key=lambda c: (-c[0], c[1], c[2]))
+        a_t = np.asarray(tr.a[t], dtype=np.float64).reshape(-1)
+        sp_t = np.asarray(net.sigma_prime[t](a_t), dtype=np.float64).reshape(-1)
+        d_t = np.asarray(delta[t], dtype=np.float64).reshape(-1)
+        for _, i, j, bias in cands[:top]:
+            o = 1.0 if bias else float(o_prev[j])
+            w = float(net.b[t - 1][i] if bias else net.W[t - 1][i, j])
+            out.append(EdgePartial(t, i, j, bias, w, float(d_t[i]), float(sp_t[i]), o, float(gt[i]) * o))
     return out
 
 
@@ -232,8 +226,12 @@ def render_text(tr: ExampleTrace, max_values: int = 8) -> str:
     for L in reversed(tr.layers[1:]):
         lines.append(f"    delta_{L.t:<7}= {_vector(L.delta, max_values)}")
     lines.append("")
-    lines.append(f"largest edge partials (of {tr.num_edges} edges):  "
+    lines.append(f"largest edge partials per layer (|E| = {tr.num_edges}):  "
                  "dl/dw(v_{t-1,j} -> v_{t,i}) = delta_{t,i} * sigma'(a_{t,i}) * o_{t-1,j}")
+    last = None
     for e in tr.edges:
-        lines.append(f"  {e.tensor:<14} w = {_num(e.weight):>9}   {_edge_formula(e)}")
+        if e.t != last:
+            lines.append(f"  into layer {e.t} (W[{e.t - 1}], b[{e.t - 1}]):")
+            last = e.t
+        lines.append(f"    {e.tensor:<13} w = {_num(e.weight):>9}   {_edge_formula(e)}")
     return "\n".join(lines)

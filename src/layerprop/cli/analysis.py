@@ -20,8 +20,8 @@ from .models import load_model
 @click.option("--y", "y_text", metavar="LABEL", default=None,
               help="The target for --x (a class label or a number); without it only the forward pass is shown.")
 @click.option("--top", type=click.IntRange(min=0), default=10, show_default=True,
-              help="How many edges with the largest partial derivatives to show.")
-@click.option("--max-values", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Edges with the largest partial derivatives to show, per layer.")
+@click.option("--max-values", type=click.IntRange(min=1), default=10, show_default=True,
               help="Vector entries printed per line (--json has them all).")
 @json_option
 @friendly_errors

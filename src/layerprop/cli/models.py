@@ -172,19 +172,13 @@ def _short(items, limit=6):
 def export_command(model_path, onnx_path):
     """Export MODEL to another format (ONNX; needs the 'onnx' extra).
     """
-    import os
-    import tempfile
-    from pathlib import Path
-
     check_output_path(onnx_path, "ONNX file")
     model = load_model(model_path)
     try:
-        from ..onnx_export import to_onnx
-    except ImportError as e:
-        raise click.ClickException(f"ONNX export needs the 'onnx' extra (pip install 'layerprop[onnx]'): {e}")
-    folder = Path(onnx_path).resolve().parent
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".layerprop-export-") as tmp:
-        tmp_file = os.path.join(tmp, "model.onnx")
-        to_onnx(model.net, tmp_file)
-        write_output(onnx_path, Path(tmp_file).read_bytes())
+        import onnx  # noqa: F401  (the optional extra)
+    except ImportError:
+        raise click.ClickException("ONNX export needs the 'onnx' extra: pip install 'layerprop[onnx]'") from None
+    from ..onnx_export import to_onnx
+
+    to_onnx(model.net, onnx_path)  # written atomically; includes the input scaling and classes
     click.echo(f"wrote {onnx_path}", err=True)
