@@ -1,5 +1,5 @@
 """The ``layerprop`` command (click): train, predict, evaluate, inspect, export, trace,
-gradcheck, report, datasets.
+gradcheck, report, datasets, playground.
 
 Each command is a thin wrapper over the library (``layerprop.data``, ``layerprop.sgd``,
 ``layerprop.io``, ...). Heavy libraries (scikit-learn, matplotlib, pandas, torch) are imported
@@ -16,6 +16,7 @@ from .. import __version__
 from ._common import example
 from .analysis import gradcheck_command, trace_command
 from .models import evaluate_command, export_command, inspect_command, predict_command
+from .playground_cmd import playground_command
 from .report_cmd import report_command
 from .train import datasets_command, train_command
 
@@ -41,7 +42,7 @@ def cli(traceback):
 
 
 for _command in (train_command, datasets_command, predict_command, evaluate_command, inspect_command,
-                 export_command, trace_command, gradcheck_command, report_command):
+                 export_command, trace_command, gradcheck_command, report_command, playground_command):
     cli.add_command(_command)
 
 

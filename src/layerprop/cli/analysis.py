@@ -10,7 +10,7 @@ from ._model import label_key
 from .models import load_model
 
 
-@click.command("trace", short_help="Trace one example through Backpropagation in the book's notation.", epilog=example('layerprop trace model.safetensors digits --row 5'))
+@click.command("trace", short_help="Trace one example through Backpropagation in the book's notation.", epilog=example('layerprop trace model.safetensors digits --row 0'))
 @click.argument("model_path", metavar="MODEL")
 @click.argument("data", metavar="[DATA]", required=False)
 @click.option("--row", type=click.IntRange(min=0), default=None, metavar="N",
@@ -109,7 +109,7 @@ def _number(text):
     return v if np.isfinite(v) else text
 
 
-@click.command("gradcheck", short_help='Check Backpropagation against finite differences and the chain rule.', epilog=example('layerprop gradcheck model.safetensors --rows 2'))
+@click.command("gradcheck", short_help='Check Backpropagation against finite differences and the chain rule.', epilog=example('layerprop gradcheck model.safetensors --data digits --rows 2'))
 @click.argument("model_path", metavar="[MODEL]", required=False)
 @click.option("--data", metavar="DATA", default=None, help="Check on rows of DATA (default: random inputs).")
 @click.option("--rows", type=click.IntRange(min=1), default=4, show_default=True, help="Examples in the check.")
