@@ -211,7 +211,7 @@ def train_command(data, target, task, output, hidden, activation, output_activat
     d = X.shape[1]
     mean, scale = np.zeros(d), np.ones(d)
     if standardize:
-        mean, scale = X_fit.mean(axis=0), X_fit.std(axis=0)
+        mean, scale = _mean_std(X_fit)
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
     target_scaling = None
     loss_name = loss if loss != "auto" else "squared"
@@ -222,7 +222,8 @@ def train_command(data, target, task, output, hidden, activation, output_activat
     if not classify and loss_name in ("softmax_cross_entropy", "binary_cross_entropy"):
         raise click.UsageError(f"--loss {loss_name} is for classification; this target is regression")
     if not classify and loss_name == "squared" and standardize:
-        target_scaling = {"mean": float(np.mean(y_fit)), "scale": float(np.std(y_fit) or 1.0)}
+        y_mean, y_std = _mean_std(np.asarray(y_fit, dtype=np.float64))
+        target_scaling = {"mean": float(y_mean), "scale": float(y_std or 1.0)}
 
     # -- the network --------------------------------------------------------------------------
     import layerprop as lp
@@ -318,6 +319,22 @@ def train_command(data, target, task, output, hidden, activation, output_activat
         echo_json(summary)
     elif not quiet:
         _print_summary(summary, ds, n_fit, len(y_val), len(y_test))
+
+
+def _mean_std(A):
+    """Mean and standard deviation of each column (axis 0), finite for any finite input: near
+    the float64 limit (1e308) the plain formulas overflow, so such columns are divided by their
+    largest |value| first."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean, std = np.mean(A, axis=0), np.std(A, axis=0)
+    bad = ~(np.isfinite(mean) & np.isfinite(std))
+    if np.any(bad):
+        amax = np.max(np.abs(A), axis=0)
+        amax = np.where(amax > 0, amax, 1.0)
+        Z = A / amax
+        mean = np.where(bad, np.mean(Z, axis=0) * amax, mean)
+        std = np.where(bad, np.std(Z, axis=0) * amax, std)
+    return mean, std
 
 
 def _to_device(device, net, X, Y, validation):
