@@ -380,3 +380,29 @@ def test_subprocess_train_predict_and_bad_input(files, tmp_path):
     assert r.stderr.count("\n") == 1 and r.stderr.startswith("Error: ") and "ragged_long.csv" in r.stderr
     r = _subprocess(sys.executable, "-m", "layerprop", "train", "--bogus")
     assert r.returncode == 2
+
+
+def test_train_with_val_and_test_files(files, tmp_path):
+    s = json.loads(run("train", files["good"], "--val", files["good"], "--test", files["good"], "--hidden", "4",
+                       "--epochs", "2", "--no-standardize", "--json", "-o", tmp_path / "m.safetensors").stdout)
+    assert s["metrics"]["test"] and s["metrics"]["validation"]
+    info = layerprop.io.load(tmp_path / "m.safetensors").info
+    assert info["input_scaling"] == {"mean": [0.0] * 3, "scale": [1.0] * 3}
+    assert info["recipe"]["splits"] == {"fit": 120, "validation": 120, "test": 120}
+
+
+def test_train_device_cuda_without_a_gpu_is_one_error_line(files, tmp_path):
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert_one_error_line(run("train", files["good"], "--device", "cuda", "-o", tmp_path / "m", ok=False), "cuda")
+
+
+def test_report_curves_follow_the_selection_metric(files, tmp_path):
+    pytest.importorskip("matplotlib")
+    m = tmp_path / "m.safetensors"
+    run("train", files["good"], "--hidden", "4", "--epochs", "3", "--metric", "accuracy", "-q", "-o", m)
+    run("report", m, "-o", tmp_path / "r.html")
+    assert layerprop.io.load(m).info["recipe"]["metric"] == "accuracy"

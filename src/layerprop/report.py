@@ -28,7 +28,7 @@ td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}th{background:#f3f3
 td.k,th.k{text-align:left}img{max-width:100%}.diagram{overflow-x:auto;border:1px solid #eee}
 .note{color:#666;font-size:12px}code{background:#f3f3f3;padding:0 3px}
 .cm td{min-width:26px;text-align:center}
-table.kv td{text-align:left}
+table.kv td,table.kv th{text-align:left}
 """
 
 
@@ -236,7 +236,9 @@ def build_report(model, title="model", evaluation=None, want_png=False):
 
     best_it = metrics.get("best_iteration")
     if history:
-        add("curves.png", lambda: plot_curves(history, plt, best_it, "accuracy" if task == "classification" else "loss"))
+        # val_metric is the score training selected by (recipe["metric"]); a loss is already plotted
+        metric = recipe.get("metric") if isinstance(recipe.get("metric"), str) else "loss"
+        add("curves.png", lambda: plot_curves(history, plt, best_it, metric))
     ev_name = "test split" if evaluation is None else str(evaluation["source"])
     ev_metrics = metrics.get("test") if evaluation is None else evaluation["metrics"]
     if task == "classification" and ev_metrics and ev_metrics.get("confusion_matrix"):
