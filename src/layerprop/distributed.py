@@ -328,7 +328,8 @@ def _worker(fn, args, threads):
 def _launch_env(threads):
     """Thread counts for the workers' BLAS (read when they start) and a quiet elastic agent."""
     old_env = {k: os.environ.get(k) for k in _THREAD_ENV}
-    loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.launcher")]
+    loggers = [logging.getLogger(n) for n in ("torch.distributed.elastic", "torch.distributed.launcher",
+                                              "torch.multiprocessing")]
     old_levels = [lg.level for lg in loggers]
     os.environ.update({k: str(threads) for k in _THREAD_ENV})
     for lg in loggers:
@@ -380,10 +381,12 @@ def launch(nproc: int, fn, args=(), *, threads: int = 1) -> list:
 
 
 def _lost_message(failures, nproc) -> str:
+    """'worker rank 1 of 2 was lost (killed by SIGKILL)' (or several workers)."""
     parts = []
     for rank in sorted(failures):
         f = failures[rank]
         how = f"killed by {f.signal_name()}" if f.exitcode < 0 else f"exited with code {f.exitcode}"
         parts.append(f"rank {rank} ({how})")
-    which = "worker" if len(parts) == 1 else "workers"
-    return f"lost {which} {', '.join(parts)} of {nproc}; the run stopped"
+    if len(parts) == 1:
+        return f"worker {parts[0].replace(' (', f' of {nproc} was lost (', 1)}"
+    return f"workers {', '.join(parts)} of {nproc} were lost"

@@ -97,7 +97,7 @@ def launch_train(params: dict):
     try:
         launch(nproc, _train_worker, (worker_params,), threads=threads)
     except WorkerLostError as e:
-        raise click.ClickException(f"{e}, and no model was written.{_resume_hint(params)}") from None
+        raise click.ClickException(f"{e}; training stopped and no model was written.{_resume_hint(params)}") from None
     except CommandFailed as e:
         err = click.ClickException(e.message)
         err.exit_code = e.exit_code
