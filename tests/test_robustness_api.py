@@ -384,3 +384,43 @@ def test_model_file_property_bounded(tmp_path_factory, data):
     path = folder / "m.safetensors"
     path.write_bytes(bytes(raw))
     assert_loads_or_refuses(path)
+
+
+# -- the CSV/NPZ readers under hypothesis (the atheris harness fuzz/fuzz_csv.py's property) ------
+
+def _load_csv_harness():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "fuzz" / "fuzz_csv.py"
+    spec = importlib.util.spec_from_file_location("fuzz_csv", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+csv_harness = _load_csv_harness()
+_CSV_SEEDS = {}
+
+
+def _csv_seed(name):
+    if not _CSV_SEEDS:
+        import tempfile
+        from pathlib import Path
+
+        for p in csv_harness.seed_files(Path(tempfile.mkdtemp(prefix="layerprop-csv-seed-"))):
+            _CSV_SEEDS[p.name] = p.read_bytes()
+    return _CSV_SEEDS[name]
+
+
+@_settings
+@given(seed=st.sampled_from(["plain.csv", "bom_crlf.csv", "quoted.csv", "semicolon.csv", "tab.tsv", "small.npz"]),
+       edits=st.lists(st.tuples(st.integers(0, 10**6), st.sampled_from(list(b',;\t\n\r".-+eE0123456789 \x00\xff'))),
+                      max_size=6),
+       cut=st.integers(0, 10**6), tail=st.binary(max_size=16))
+def test_data_reader_property(seed, edits, cut, tail):
+    """Mutated CSV/TSV/NPZ bytes: read as finite, well-shaped data or DataError, under 2 s."""
+    raw = bytearray(_csv_seed(seed))
+    for i, value in edits:
+        raw[i % len(raw)] = value
+    csv_harness.check_bytes(bytes(raw[:cut % (len(raw) + 1)]) + tail)
