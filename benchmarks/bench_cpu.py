@@ -84,6 +84,18 @@ def matmul_rate(n, repeats):
     return 2 * n ** 3 / median_time(lambda: np.matmul(A, B, out=C), repeats) / 1e9
 
 
+def matmul_run(n, reps=None):
+    """A callable that does ``reps`` float32 n x n matrix products (to time beside the peers)."""
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    C = np.empty_like(A)
+    reps = reps or matmul_run.reps
+    def run():
+        for _ in range(reps):
+            np.matmul(A, B, out=C)
+    return run
+
+
 def synthetic(n, k_in, k_out, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.random((n, k_in), dtype=np.float32)
@@ -95,13 +107,21 @@ def synthetic(n, k_in, k_out, seed=0):
 def layerprop_epoch(net, X, Y, batch, perm):
     """One epoch of minibatch SGD as the training loop runs it: engine gradient sums, book update."""
     eng = NumpyEngine()
+    tmp = [np.empty_like(w) for w in net.W + net.b]
     def run():
         for i in range(0, len(perm), batch):
             rows = perm[i:i + batch]
             _, total, gW, gb = eng.gradient_sums(net, X[rows], Y[rows], None)
             for t in range(net.T):
-                book_update_(net.W[t], gW[t] / total, ETA, LAM)
-                book_update_(net.b[t], gb[t] / total, ETA, LAM)
+                book_update_(net.W[t], gW[t], ETA, LAM, total=total, tmp=tmp[t])
+                book_update_(net.b[t], gb[t], ETA, LAM, total=total, tmp=tmp[net.T + t])
+    return run
+
+
+def layerprop_sgd(net, X, Y, batch):
+    """One epoch through the public training loop ``lp.sgd`` (argument checks and data hash included)."""
+    def run():
+        lp.sgd(net, X, Y, epochs=1, batch_size=batch, step_size=ETA, l2=LAM, seed=0, progress=False)
     return run
 
 
@@ -154,36 +174,46 @@ def minibatch_section(args, gemm, out):
     perm = np.random.default_rng(1).permutation(n)
     flops = train_flops(SIZES)
     print(f"\n## Minibatch training, one epoch of {n} examples, {'-'.join(map(str, SIZES))}, sigmoid hidden, float32")
-    print(f"{'loss':<22}{'batch':>6}  {'peer':<18}{'examples/s':>12}{'GFLOP/s':>9}{'% matmul':>9}  ratios (layerprop / peer)")
+    print("layerprop = the engine's gradient sums + the book's in-place update per minibatch (what the training"
+          " loop does per step); layerprop lp.sgd = the public training loop, one call per epoch")
+    print(f"{'loss':<22}{'batch':>6}  {'peer':<20}{'examples/s':>12}{'(best)':>10}{'GFLOP/s':>9}{'% matmul':>9}  ratios (layerprop / peer)")
     for loss in ("softmax_cross_entropy", "squared"):
         for batch in args.batches:
             net = lp.Network(lp.LayeredGraph.dense(SIZES), activation="sigmoid", loss=loss, seed=0,
                              dtype="float32", init="glorot")
             runs = {"layerprop": layerprop_epoch(net.copy(), X, Y, batch, perm)}
+            if hasattr(lp, "sgd"):
+                runs["layerprop lp.sgd"] = layerprop_sgd(net, X, Y, batch)
             if torch is not None:
                 runs["pytorch-eager"] = torch_epoch(net, X, Y, labels, batch, perm, loss)
             sk_dtype = None
             if sklearn is not None:
                 runs["sklearn"], est = sklearn_epoch(X, Y, labels, batch, loss)
                 sk_dtype = est.coefs_[0].dtype
+            runs["_matmul"] = matmul_run(args.gemm_n)
             times = {k: [] for k in runs}
             for _ in range(args.repeats):
                 for k, f in runs.items():
                     t0 = time.perf_counter()
                     f()
                     times[k].append(time.perf_counter() - t0)
+            t_mm = statistics.median(times.pop("_matmul"))
+            gemm = 2 * args.gemm_n ** 3 * args.gemm_reps / t_mm / 1e9  # measured beside the peers
+            del runs["_matmul"]
             med = {k: statistics.median(v) for k, v in times.items()}
-            for k in ("pytorch-eager", "sklearn"):
+            for k in ("layerprop lp.sgd", "pytorch-eager", "sklearn"):
                 if k not in med:
-                    print(f"{loss:<22}{batch:>6}  {k:<18}{'skipped (not installed)':>30}")
+                    print(f"{loss:<22}{batch:>6}  {k:<20}{'skipped (not installed)':>30}")
             for k, t in med.items():
                 eps = n / t
                 gf = eps * flops / 1e9
                 ratio = "  ".join(f"{med[p] / med['layerprop']:.2f}x {p}" for p in med if p != "layerprop") \
                     if k == "layerprop" else ""
                 name = k + (f" ({sk_dtype})" if k == "sklearn" else "")
-                print(f"{loss:<22}{batch:>6}  {name:<18}{eps:>12.0f}{gf:>9.1f}{100 * gf / gemm:>8.0f}%  {ratio}")
+                best = n / min(times[k])
+                print(f"{loss:<22}{batch:>6}  {name:<20}{eps:>12.0f}{best:>10.0f}{gf:>9.1f}{100 * gf / gemm:>8.0f}%  {ratio}")
                 out.append(("minibatch", loss, batch, k, eps, gf))
+            print(f"{'':<28}float32 matmul rate measured between these runs: {gemm:.1f} GFLOP/s")
 
 
 def book_section(args, out):
@@ -301,8 +331,8 @@ CHILD = textwrap.dedent("""
         rows = perm[i:i + batch]
         _, total, gW, gb = eng.gradient_sums(net, X[rows], eye[labels[rows]], None)
         for t in range(net.T):
-            book_update_(net.W[t], gW[t] / total, 0.05, 1e-4)
-            book_update_(net.b[t], gb[t] / total, 0.05, 1e-4)
+            book_update_(net.W[t], gW[t], 0.05, 1e-4, total=total)
+            book_update_(net.b[t], gb[t], 0.05, 1e-4, total=total)
     dt = time.perf_counter() - t0
     print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, dt)
 """)
@@ -344,8 +374,10 @@ def main(argv=None):
     args.n = 8192 if args.quick else 60_000
     args.n1 = 5000 if args.quick else 50_000
     args.n_pred = 16384 if args.quick else 65536
-    args.repeats = 3 if args.quick else 5
+    args.repeats = 3 if args.quick else 7
     args.batches = [32, 128, 1024]
+    args.gemm_n, args.gemm_reps = 1024, 8
+    matmul_run.reps = args.gemm_reps
     sections = set(args.sections.split(","))
     do_memmap = args.memmap == "yes" or (args.memmap == "auto" and not args.quick)
     with threadpool_limits(args.threads):

@@ -175,3 +175,17 @@ def test_select_engine_torch_is_not_a_numpy_engine():
     assert select_engine(net, batch_size=1).name not in ("numpy", "numba")
     assert select_engine(net, batch_size=64).name not in ("numpy", "numba")
     assert select_engine(net, batch_size=64, engine="reference").name == "reference"
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_book_update_is_the_books_expression_exactly(dtype):
+    """book_update_ (in place, no allocation with tmp) = w - eta (v / total + lam w), bit for bit."""
+    from layerprop.engines.numpy_fast import book_update_
+    rng = np.random.default_rng(0)
+    w, v = rng.normal(size=(6, 5)).astype(dtype), rng.normal(size=(6, 5)).astype(dtype)
+    off = rng.random((6, 5)) < 0.3
+    w[off] = 0
+    want = np.where(off, 0, w - 0.1 * (v / 3.0 + 0.01 * w))
+    got = book_update_(w.copy(), v.copy(), 0.1, 0.01, off=off, total=3.0, tmp=np.empty_like(w))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(book_update_(w.copy(), v.copy(), 0.1, 0.0), w - 0.1 * v)

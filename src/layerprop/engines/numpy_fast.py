@@ -216,11 +216,15 @@ class NumpyEngine:
         return total
 
 
-def book_update_(w, v, eta, lam, off=None):
-    """w <- w - eta (v + lam w) in place (SSBD 20.6), the same operations in the same order as the
-    expression (so the same numbers); phantom entries (``off``) stay exactly 0. Overwrites v."""
+def book_update_(w, v, eta, lam, off=None, total=None, tmp=None):
+    """w <- w - eta (v / total + lam w) in place (SSBD 20.6; ``total`` the weight sum that makes the
+    summed gradient a mean), the same operations in the same order as the expression (so the same
+    numbers) without allocating when ``tmp`` (w's shape) is given; phantom entries (``off``) stay
+    exactly 0. Overwrites v."""
+    if total is not None:
+        np.divide(v, total, out=v)
     if lam:
-        v += lam * w
+        v += np.multiply(w, lam, out=tmp) if tmp is not None else lam * w
     v *= eta
     w -= v
     if off is not None:
