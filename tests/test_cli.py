@@ -406,3 +406,8 @@ def test_report_curves_follow_the_selection_metric(files, tmp_path):
     run("train", files["good"], "--hidden", "4", "--epochs", "3", "--metric", "accuracy", "-q", "-o", m)
     run("report", m, "-o", tmp_path / "r.html")
     assert layerprop.io.load(m).info["recipe"]["metric"] == "accuracy"
+
+
+def test_trace_data_without_target_is_forward_only(files, model):
+    out = run("trace", model, files["features"], "--row", "2").stdout
+    assert "target -" in out and "no target" in out and "a_1" in out

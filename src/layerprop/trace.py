@@ -198,7 +198,8 @@ def render_text(tr: ExampleTrace, max_values: int = 8) -> str:
     head += f"|E| = {tr.num_edges}, loss {tr.loss_name}"
     lines.append(head)
     if tr.label is not None or tr.prediction is not None:
-        lines.append(f"  target {tr.label!r}   prediction {tr.prediction!r}")
+        target = "-" if tr.label is None else repr(tr.label)
+        lines.append(f"  target {target}   prediction {tr.prediction!r}")
     if tr.x_raw is not None:
         lines.append(f"  x (raw)        = {_vector(tr.x_raw, max_values)}")
     lines.append("")
