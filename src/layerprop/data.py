@@ -954,7 +954,8 @@ def _open_npz(path, where, max_bytes):
     try:
         with zipfile.ZipFile(path) as zf:
             size = sum(info.file_size for info in zf.infolist())
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, NotImplementedError, ValueError, EOFError) as e:
+        # NotImplementedError: a corrupt header claiming an unknown zip version or compression
         raise DataError(f"{where}: is not a valid NPZ file: {e}") from None
     if size > max_bytes:
         raise _too_big(where, size, max_bytes)
