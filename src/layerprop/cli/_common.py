@@ -43,6 +43,9 @@ def friendly_errors(f):
             return f(*args, **kwargs)
         except (click.ClickException, click.Abort, click.exceptions.Exit):
             raise
+        except BrokenPipeError:  # `layerprop predict ... | head`: the reader left; stop quietly
+            _silence_stdout()
+            raise click.exceptions.Exit(1) from None
         except Exception as e:  # noqa: BLE001 - the boundary: every error becomes one line
             ctx = click.get_current_context(silent=True)
             if ctx is not None and (ctx.find_root().params or {}).get("traceback"):
@@ -54,6 +57,17 @@ def friendly_errors(f):
                 "(please report it; `layerprop --traceback ...` shows where)") from None
 
     return wrapper
+
+
+def _silence_stdout():
+    """Point stdout at /dev/null so that Python's final flush does not fail again."""
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (e.g. under CliRunner)
+        pass
 
 
 def json_option(f):

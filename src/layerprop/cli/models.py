@@ -133,8 +133,9 @@ def inspect_command(model_path, bits, as_json):
         echo(f"  layer {t}->{t + 1}  W[{t}] {net.k[t + 1]}x{net.k[t]}: {edges} edges{dens} + {bias} bias edges,"
              f" sigma = {net.activation_names[t]}")
     if model.task:
-        extra = f", classes {_short(model.classes)}" if model.classes else ""
-        echo(f"task          {model.task}, target {model.target_name!r}{extra}")
+        extra = f", target {model.target_name!r}" if model.target_name else ""
+        extra += f", classes {_short(model.classes)}" if model.classes else ""
+        echo(f"task          {model.task}{extra}")
     if model.feature_names:
         echo(f"features      {len(model.feature_names)}: {_short(model.feature_names)}")
     echo("chapter 20 (SSBD), for this architecture:")
