@@ -2,7 +2,7 @@
 the sign of their weight (blue positive, red negative) and shaded by its magnitude.
 
 Phantom edges (not in E) are not drawn. Each layer's constant neuron (the bias) is a small
-square marked 1 above its column. Layers wider than ``max_per_layer`` show the neurons with the
+square marked 1 above its column. Layers wider than ``max_per_layer`` (100) show the neurons with the
 largest total |weight| and say how many are hidden; beyond ``max_edges`` drawn lines only the
 strongest edges are kept (the caption says so). ``Network._repr_svg_`` uses this in Jupyter.
 """
@@ -35,7 +35,7 @@ def _shown_neurons(net, W, max_per_layer):
     return shown
 
 
-def network_svg(net, max_per_layer: int = 64, max_edges: int = 3000, labels=None, title=None) -> str:
+def network_svg(net, max_per_layer: int = 100, max_edges: int = 3000, labels=None, title=None) -> str:
     """An SVG drawing of ``net`` (a :class:`~layerprop.Network`) as a string.
 
     Parameters
