@@ -411,3 +411,25 @@ def test_report_curves_follow_the_selection_metric(files, tmp_path):
 def test_trace_data_without_target_is_forward_only(files, model):
     out = run("trace", model, files["features"], "--row", "2").stdout
     assert "target -" in out and "no target" in out and "a_1" in out
+
+
+def test_density_graph_is_independent_of_the_initial_weights(files, tmp_path):
+    m = tmp_path / "m.safetensors"
+    run("train", files["good"], "--hidden", "64", "--density", "0.3", "--iterations", "1", "--lr", "1e-9",
+        "-q", "-o", m)
+    net = layerprop.io.load(m)
+    share = float((net.W[0][net.masks[0]] > 0).mean())
+    assert 0.3 < share < 0.7, share  # the same seed for graph and init made the kept weights mostly negative
+
+
+def test_npz_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 4))
+    y = (X[:, 0] > 0).astype(int)
+    data = tmp_path / "d.npz"
+    np.savez(data, X=X, y=y)
+    m = tmp_path / "m.safetensors"
+    run("train", data, "--hidden", "5", "--epochs", "5", "-q", "-o", m)
+    out = run("predict", m, data).stdout.splitlines()
+    assert len(out) == 81 and set(out[1:]) <= {"0", "1"}
+    assert json.loads(run("evaluate", m, data, "--json").stdout)["n"] == 80
