@@ -28,6 +28,7 @@ import json
 import logging
 import math
 import os
+import sys
 import uuid
 
 import numpy as np
@@ -38,6 +39,8 @@ __all__ = ["DistributedError", "WorkerLostError", "Group", "join", "launch", "pa
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # set by torchrun for each worker
 TIMEOUT = datetime.timedelta(minutes=5)  # a collective that waits longer fails: a lost peer never hangs a run
+# fork: the workers start in ~0.1 s instead of importing torch again (~5 s); spawn where fork is unsafe
+START_METHOD = "fork" if sys.platform == "linux" else "spawn"
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -351,7 +354,8 @@ def launch(nproc: int, fn, args=(), *, threads: int = 1) -> list:
     (torch.distributed's elastic launcher; the workers find torchrun's environment, so
     ``lp.sgd(..., distributed=True)`` works in them), and return their results by rank.
 
-    ``fn`` must be importable (the workers are spawned). ``threads`` compute threads per worker.
+    ``fn`` must be importable (where the workers are spawned rather than forked). ``threads``
+    compute threads per worker.
     An exception in a worker is raised here (a real error before a lost-contact one); a worker
     that dies (a signal, ``os._exit``) stops the others and raises :class:`WorkerLostError`
     naming its rank.
@@ -366,7 +370,7 @@ def launch(nproc: int, fn, args=(), *, threads: int = 1) -> list:
 
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"layerprop-{uuid.uuid4().hex[:12]}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
-                          start_method="spawn")
+                          start_method=START_METHOD)
     with _launch_env(threads):
         try:
             out = elastic_launch(config, _worker)(fn, args, threads)

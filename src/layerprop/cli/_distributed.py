@@ -6,6 +6,7 @@ The training itself is ``lp.sgd(..., distributed=True)`` (``layerprop.distribute
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -90,7 +91,11 @@ def launch_train(params: dict):
         raise click.UsageError("--device cuda with --nproc > 1: NCCL cannot put two ranks on one GPU; start one "
                                "process per GPU with torchrun and --distributed")
     _require_torch("--nproc")
-    from ..distributed import WorkerLostError, launch
+    from ..distributed import START_METHOD, WorkerLostError, launch
+
+    if START_METHOD == "fork":  # imported once here, shared by the forked workers (~2 s each otherwise)
+        for name in ("layerprop.data", "layerprop.io", "layerprop.sgd", "layerprop.engines", "sklearn.datasets"):
+            importlib.import_module(name)
 
     threads = params["threads"] or 1
     worker_params = dict(params, nproc=None, distributed=True, threads=threads)

@@ -1,0 +1,284 @@
+"""Data-parallel training (issue 9, layerprop.distributed) against single-process runs.
+
+torchrun launches are few and shared: one run of dist_scripts/sgd_cases.py per world size (2,
+and 3 for uneven splits) trains every case of dist_scripts/cases.py on every rank; the tests
+compare what each rank saw with lp.sgd in this process (float64: <= 1e-12 relative) and with the
+other ranks (bitwise). The CLI is tested through `layerprop train --nproc`.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("torch.distributed")
+import torch.distributed as torch_dist  # noqa: E402
+
+import layerprop as lp  # noqa: E402
+from layerprop.cli import cli  # noqa: E402
+from layerprop.distributed import DistributedError, part  # noqa: E402
+
+HERE = Path(__file__).parent / "dist_scripts"
+sys.path.insert(0, str(HERE))
+import cases  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not torch_dist.is_available() or not torch_dist.is_gloo_available(),
+                                reason="torch.distributed with gloo is needed")
+SIZES = (2, 3)
+RTOL = 1e-12
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+for _k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+    ENV.pop(_k, None)
+
+
+def torchrun(nproc, *args, timeout=120):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc), *args]
+    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """{P: [what rank 0 saw, what rank 1 saw, ...]} for P = 2 and 3 (the 3-process run also tries
+    to resume the 2-process run's checkpoint)."""
+    seen = {}
+    for P in SIZES:
+        out = tmp_path_factory.mktemp(f"p{P}")
+        other = [str(seen[2]["dir"] / "ckpt2")] if P == 3 else []
+        torchrun(P, str(HERE / "sgd_cases.py"), str(out), *other)
+        seen[P] = {"dir": out, "ranks": [pickle.loads((out / f"rank{r}.pkl").read_bytes()) for r in range(P)]}
+    return {P: v["ranks"] for P, v in seen.items()}
+
+
+@lru_cache(maxsize=None)
+def single(case):
+    """The single-process run of a case."""
+    return cases.summary(lp.sgd(cases.network(), cases.X, cases.Y, **cases.kwargs(case)))
+
+
+def params(s):
+    return [a for a in s["W"] + s["b"] if a is not None]
+
+
+def assert_close(got, want, rtol=RTOL):
+    for a, b in zip(params(got), params(want)):
+        scale = max(float(np.max(np.abs(b))), 1e-300)
+        assert float(np.max(np.abs(a - b))) <= rtol * scale
+
+
+def decisions(s):
+    return s["iterations"], s["best_iteration"], s["stop_reason"], [r["iteration"] for r in s["history"]]
+
+
+# -- the rows of a step ---------------------------------------------------------------------------
+@pytest.mark.parametrize("n, P", [(7, 2), (7, 3), (9, 3), (1, 2), (0, 3), (1024, 7)])
+def test_parts_cover_the_batch_once_sizes_differ_by_at_most_one(n, P):
+    parts = [part(n, P, r) for r in range(P)]
+    assert np.array_equal(np.concatenate([np.arange(n)[p] for p in parts]), np.arange(n))
+    sizes = [p.stop - p.start for p in parts]
+    assert max(sizes) - min(sizes) <= 1
+
+
+# -- the Python API under torchrun ----------------------------------------------------------------
+@pytest.mark.parametrize("P", SIZES)
+@pytest.mark.parametrize("case", list(cases.CASES))
+def test_distributed_run_equals_single_process(runs, P, case):
+    for seen in runs[P]:
+        assert_close(seen[case], single(case))
+        assert decisions(seen[case]) == decisions(single(case))
+        for got, want in zip(seen[case]["history"], single(case)["history"]):
+            for key in ("train_loss", "val_loss", "val_metric"):
+                if want[key] is not None:
+                    assert got[key] == pytest.approx(want[key], rel=1e-10, abs=1e-14)
+
+
+@pytest.mark.parametrize("P", SIZES)
+@pytest.mark.parametrize("case", list(cases.CASES) + ["callback", "resumed", "float32"])
+def test_every_rank_holds_the_same_weights_and_decisions(runs, P, case):
+    first = runs[P][0][case]
+    for seen in runs[P][1:]:
+        for a, b in zip(params(seen[case]), params(first)):
+            np.testing.assert_array_equal(a, b)
+        assert decisions(seen[case]) == decisions(first)
+        assert seen[case]["history"] == first["history"]
+
+
+@pytest.mark.parametrize("P", SIZES)
+def test_phantom_weights_stay_exactly_zero_on_every_rank(runs, P):
+    masks = cases.network().masks
+    for seen in runs[P]:
+        for case in cases.CASES:
+            for W, m in zip(seen[case]["W"], masks):
+                assert np.all(W[~np.asarray(m)] == 0.0)
+                assert np.any(W[np.asarray(m)] != 0.0)
+
+
+@pytest.mark.parametrize("P", SIZES)
+def test_a_callback_stop_on_one_rank_stops_every_rank_at_the_same_step(runs, P):
+    for seen in runs[P]:
+        assert seen["callback"]["stop_reason"] == "callback"
+        assert seen["callback"]["iterations"] == 10  # the second evaluation (eval_every=5)
+
+
+@pytest.mark.parametrize("P", SIZES)
+def test_rank_0_writes_the_checkpoint_and_resume_continues_exactly(runs, P):
+    assert runs[P][0]["checkpoint_files"] == [lp.sgd.__globals__["CHECKPOINT_NAME"]]
+    for seen in runs[P]:
+        for a, b in zip(params(seen["resumed"]), params(seen["sgd_masks_l2"])):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_resume_with_another_number_of_processes_is_a_clear_error(runs):
+    for seen in runs[3]:
+        err = seen["resume_other_size"]
+        assert err["error"] == "ValueError"
+        assert "written by a run of 2 processes; this run has 3" in err["message"]
+
+
+@pytest.mark.parametrize("P", SIZES)
+def test_start_up_errors_are_raised_on_every_rank(runs, P):
+    for seen in runs[P]:
+        assert seen["small_batch"]["error"] == "ValueError"
+        assert f"smaller than the number of processes ({P})" in seen["small_batch"]["message"]
+        assert seen["different_data"]["error"] == "ValueError"
+        assert "rank 1: data" in seen["different_data"]["message"]
+
+
+@pytest.mark.parametrize("P", SIZES)
+def test_float32_runs_match_to_float32_precision(runs, P):
+    want = cases.summary(lp.sgd(cases.network(dtype="float32"), cases.X, cases.Y, **cases.kwargs("sgd_masks_l2")))
+    for seen in runs[P]:
+        assert seen["float32"]["W"][0].dtype == np.float32
+        assert_close(seen["float32"], want, rtol=1e-5)
+
+
+# -- errors without torchrun (in this process) ------------------------------------------------------
+@pytest.fixture
+def no_torchrun_env(monkeypatch):
+    for k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        monkeypatch.delenv(k, raising=False)
+    if torch_dist.is_initialized():
+        pytest.skip("a process group is already set up in this process")
+
+
+def test_sgd_distributed_outside_torchrun_says_how_to_start_it(no_torchrun_env):
+    with pytest.raises(DistributedError, match="not started by torchrun.*RANK"):
+        lp.sgd(cases.network(), cases.X, cases.Y, iterations=2, batch_size=4, distributed=True)
+    assert not torch_dist.is_initialized()
+
+
+def test_sgd_distributed_without_torch_says_what_to_install(no_torchrun_env, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "torch.distributed", None)
+    with pytest.raises(DistributedError, match=r"pip install 'layerprop\[dist\]'"):
+        lp.sgd(cases.network(), cases.X, cases.Y, iterations=2, batch_size=4, distributed=True)
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--nproc", "0"], 2, "0 is not in the range x>=1"),
+    (["--nproc", "17", "--batch-size", "16"], 2, "--nproc 17 is larger than --batch-size 16"),
+    (["--nproc", "2", "--distributed"], 2, "not both"),
+    (["--distributed"], 2, "is for a process started by torchrun"),
+    (["--threads", "0"], 2, "0 is not in the range x>=1"),
+])
+def test_cli_bad_process_flags(no_torchrun_env, tmp_path, args, code, message):
+    res = CliRunner().invoke(cli, ["train", "iris", "-o", str(tmp_path / "m.safetensors"), *args])
+    assert res.exit_code == code, res.output
+    assert message in " ".join(res.output.split())
+    assert "Traceback" not in res.output and not (tmp_path / "m.safetensors").exists()
+
+
+def test_cli_nproc_without_torch_is_one_error_line(no_torchrun_env, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    monkeypatch.setitem(sys.modules, "torch.distributed", None)
+    res = CliRunner().invoke(cli, ["train", "iris", "--nproc", "2", "-o", str(tmp_path / "m.safetensors")])
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines() == ["Error: --nproc needs PyTorch (torch.distributed): pip install "
+                                               "'layerprop[dist]'"]
+
+
+# -- the CLI: --nproc N -----------------------------------------------------------------------------
+TRAIN = ["train", "digits", "--hidden", "16", "--batch-size", "16", "--lr", "0.5", "--seed", "3"]
+
+
+def cli_single(tmp_path, extra, name):
+    out = tmp_path / name
+    res = CliRunner().invoke(cli, TRAIN + extra + ["-o", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    return lp.load(out)
+
+
+def layerprop(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "layerprop", *args], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kw)
+
+
+def assert_same_model(a, b):
+    for x, y in zip(list(a.W) + list(a.b), list(b.W) + list(b.b)):
+        if y is not None:
+            assert float(np.max(np.abs(x - y))) <= RTOL * float(np.max(np.abs(y)))
+
+
+def test_cli_nproc_3_equals_the_single_process_run(tmp_path):
+    extra = ["--epochs", "3", "--keep", "best", "--metric", "accuracy", "--l2", "1e-4"]
+    p = layerprop(*TRAIN, *extra, "--nproc", "3", "-o", str(tmp_path / "d.safetensors"))
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert "on 3 processes" in out and err == ""
+    dist_model = lp.load(tmp_path / "d.safetensors")
+    assert dist_model.info["recipe"]["world_size"] == 3
+    assert_same_model(dist_model, cli_single(tmp_path, extra, "s.safetensors"))
+
+
+def _workers(pid):
+    """The worker processes the launcher started (by pid: start order, which is rank order)."""
+    kids = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()
+                cmd = Path(f"/proc/{d}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat[1]) == pid and b"resource_tracker" not in cmd:
+                kids.append(int(d))
+    return sorted(kids)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
+def test_cli_killed_worker_stops_the_run_with_one_error_line_then_resume(tmp_path):
+    ckpt, model = tmp_path / "ckpt", tmp_path / "m.safetensors"
+    extra = ["--iterations", "1500", "--eval-every", "100"]
+    args = [*TRAIN, *extra, "--nproc", "2", "--checkpoint", str(ckpt), "--checkpoint-every", "100", "-q"]
+    p = layerprop(*args, "-o", str(model))
+    deadline = time.monotonic() + 90
+    while not (ckpt / "checkpoint.safetensors").exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    workers = _workers(p.pid)
+    assert p.poll() is None and len(workers) == 2, "the run ended before a worker could be killed"
+    os.kill(workers[1], signal.SIGKILL)
+    killed = time.monotonic()
+    out, err = p.communicate(timeout=60)
+    assert time.monotonic() - killed < 30  # bounded: gloo sees the closed connection, the agent stops the rest
+    assert p.returncode == 1
+    assert out == ""
+    assert err.strip().splitlines() == [f"Error: worker rank 1 of 2 was lost (killed by SIGKILL); training stopped "
+                                        f"and no model was written. The last checkpoint in {ckpt} continues with "
+                                        f"--resume."]
+    assert not model.exists() and [f.name for f in ckpt.iterdir()] == ["checkpoint.safetensors"]
+
+    p = layerprop(*args, "--resume", "-o", str(model))
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert_same_model(lp.load(model), cli_single(tmp_path, extra, "s.safetensors"))
