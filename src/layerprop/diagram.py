@@ -104,7 +104,7 @@ def network_svg(net, max_per_layer: int = 100, max_edges: int = 3000, labels=Non
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="sans-serif" font-size="12">',
-           f'<rect width="100%" height="100%" fill="white"/>']
+           '<rect width="100%" height="100%" fill="white"/>']
     if title:
         out.append(f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(str(title))}</text>')
     y_leg = 22 + (18 if title else 0)

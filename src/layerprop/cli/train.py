@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import NamedTuple, Optional
 
 import click
 import numpy as np
@@ -15,7 +16,7 @@ from ..schedules import SCHEDULES
 from ._common import (example, check_output_path, echo_json, format_metric, friendly_errors, json_option,
                       one_line)
 from ._distributed import check_processes, distributed_options, is_writer, launch_train
-from ._model import HEADLINE, Model, compute_metrics
+from ._model import HEADLINE, Model
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 DEFAULT_DATA = "digits"
@@ -167,7 +168,7 @@ def train_command(data, target, task, output, hidden, activation, output_activat
     output = check_output_path(output, "model")
     started = time.perf_counter()
 
-    from ..data import DataError, load_data, train_test_split_indices
+    from ..data import DataError, load_data
 
     source = DEFAULT_DATA if data is None else data
     task_arg = None if task == "auto" else task
@@ -177,36 +178,11 @@ def train_command(data, target, task, output, hidden, activation, output_activat
     if ds.task == "classification" and len(ds.classes) < 2:
         raise DataError(f"{source}: column {ds.target_name!r} has a single class {ds.classes[0]!r}; "
                         "classification needs at least 2")
-    X, y, n = ds.X, ds.y, ds.X.shape[0]
+    X, n = ds.X, ds.X.shape[0]
     classify = ds.task == "classification"
-    small = n < DEFAULTS["small_data"]
-    notes = []
-
-    # -- test split first, then validation from the rest (both seeded, stratified) -------------
-    if test_file is not None:
-        X_test, y_test = _read_split(test_file, ds)
-        train_idx = np.arange(n)
-    else:
-        tf = test_fraction if test_fraction is not None else (0.0 if small else DEFAULTS["test_fraction"])
-        if small and test_fraction is None:
-            notes.append(f"no test split: {ds.name} has only {n} rows")
-        train_idx, test_idx = train_test_split_indices(n, tf, seed, stratify=y if classify else None)
-        X_test, y_test = X[test_idx], y[test_idx]
-    if val_file is not None:
-        X_val, y_val = _read_split(val_file, ds)
-        fit_idx = train_idx
-    else:
-        vf = val_fraction if val_fraction is not None else (0.0 if small else DEFAULTS["val_fraction"])
-        sub_fit, sub_val = train_test_split_indices(len(train_idx), vf, seed + 1,
-                                                    stratify=y[train_idx] if classify else None)
-        fit_idx, val_idx = train_idx[sub_fit], train_idx[sub_val]
-        X_val, y_val = X[val_idx], y[val_idx]
-    X_fit, y_fit = X[fit_idx], y[fit_idx]
-    if classify:
-        missing = sorted(set(map(str, ds.classes)) - set(map(str, np.unique(y_fit))))
-        if missing:
-            raise DataError(f"{source}: class(es) {', '.join(missing)} have no training rows after the "
-                            "test/validation split; use a smaller --test-fraction/--val-fraction")
+    sp = _split(ds, source, seed, test_file, test_fraction, val_file, val_fraction)
+    X_fit, y_fit, X_val, y_val, X_test, y_test = sp.X_fit, sp.y_fit, sp.X_val, sp.y_val, sp.X_test, sp.y_test
+    notes = sp.notes
 
     # -- scaling (training rows only) ---------------------------------------------------------
     d = X.shape[1]
@@ -253,7 +229,7 @@ def train_command(data, target, task, output, hidden, activation, output_activat
     model = Model(net, output)
 
     # -- SGD ----------------------------------------------------------------------------------
-    n_fit = len(fit_idx)
+    n_fit = len(y_fit)
     if iterations is None and epochs is None:
         steps_per_epoch = math.ceil(n_fit / batch_size)
         epochs = max(DEFAULTS["epochs"], math.ceil(DEFAULTS["min_iterations"] / steps_per_epoch))
@@ -297,11 +273,7 @@ def train_command(data, target, task, output, hidden, activation, output_activat
     recipe = dict(result.recipe or {})
     recipe.update(hidden=hidden_sizes, activations=list(net.activation_names), loss=net.loss_name,
                   density=density, band=band, init=init, standardize=standardize, dtype=dtype, seed=seed,
-                  test_fraction=None if test_file else (test_fraction if test_fraction is not None else
-                                                        (0.0 if small else DEFAULTS["test_fraction"])),
-                  val_fraction=None if val_file else (val_fraction if val_fraction is not None else
-                                                      (0.0 if small else DEFAULTS["val_fraction"])),
-                  test_file=test_file, val_file=val_file, splits={"fit": n_fit, "validation": len(y_val),
+                  test_fraction=sp.test_fraction, val_fraction=sp.val_fraction, test_file=test_file, val_file=val_file, splits={"fit": n_fit, "validation": len(y_val),
                                                                   "test": len(y_test)})
     net.info.update(recipe=recipe, metrics=metrics, history=_thin(result.history))
     save(net, output)
@@ -350,6 +322,55 @@ def _to_device(device, net, X, Y, validation):
 
     val = None if validation is None else (move(validation[0]), move(validation[1]))
     return net.to(torch, device=dev), move(X), move(Y), val
+
+
+class _Splits(NamedTuple):
+    X_fit: np.ndarray
+    y_fit: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    X_test: np.ndarray
+    y_test: np.ndarray
+    test_fraction: Optional[float]
+    val_fraction: Optional[float]
+    notes: list
+
+
+def _split(ds, source, seed, test_file, test_fraction, val_file, val_fraction) -> _Splits:
+    """The held-out test rows first, then validation rows from the rest (seeded, stratified by
+    class), or rows from --test/--val files; data sets under DEFAULTS["small_data"] rows are not
+    split unless a fraction is given."""
+    from ..data import DataError, train_test_split_indices
+
+    X, y, n = ds.X, ds.y, ds.X.shape[0]
+    classify = ds.task == "classification"
+    small = n < DEFAULTS["small_data"]
+    notes = []
+    tf = vf = None
+    if test_file is not None:
+        X_test, y_test = _read_split(test_file, ds)
+        train_idx = np.arange(n)
+    else:
+        tf = test_fraction if test_fraction is not None else (0.0 if small else DEFAULTS["test_fraction"])
+        if small and test_fraction is None:
+            notes.append(f"no test split: {ds.name} has only {n} rows")
+        train_idx, test_idx = train_test_split_indices(n, tf, seed, stratify=y if classify else None)
+        X_test, y_test = X[test_idx], y[test_idx]
+    if val_file is not None:
+        X_val, y_val = _read_split(val_file, ds)
+        fit_idx = train_idx
+    else:
+        vf = val_fraction if val_fraction is not None else (0.0 if small else DEFAULTS["val_fraction"])
+        sub_fit, sub_val = train_test_split_indices(len(train_idx), vf, seed + 1,
+                                                    stratify=y[train_idx] if classify else None)
+        fit_idx, val_idx = train_idx[sub_fit], train_idx[sub_val]
+        X_val, y_val = X[val_idx], y[val_idx]
+    if classify:
+        missing = sorted(set(map(str, ds.classes)) - set(map(str, np.unique(y[fit_idx]))))
+        if missing:
+            raise DataError(f"{source}: class(es) {', '.join(missing)} have no training rows after the "
+                            "test/validation split; use a smaller --test-fraction/--val-fraction")
+    return _Splits(X[fit_idx], y[fit_idx], X_val, y_val, X_test, y_test, tf, vf, notes)
 
 
 def _read_split(path, ds):
