@@ -282,3 +282,26 @@ def test_cli_killed_worker_stops_the_run_with_one_error_line_then_resume(tmp_pat
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
     assert_same_model(lp.load(model), cli_single(tmp_path, extra, "s.safetensors"))
+
+
+# -- the estimators (distributed=True) ----------------------------------------------------------------
+@pytest.mark.parametrize("P", SIZES)
+@pytest.mark.parametrize("name", list(cases.ESTIMATORS))
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_distributed_estimator_equals_single_process(runs, P, name):
+    want = cases.run_estimator(name, False)
+    figures = lambda s: [v for row in s["history"] for v in row.values()]  # noqa: E731
+    for seen in runs[P]:
+        assert_close(seen[name], want)
+        assert seen[name]["iterations"] == want["iterations"]
+        assert figures(seen[name]) == pytest.approx(figures(want), rel=1e-10)
+
+
+@pytest.mark.parametrize("P", SIZES)
+@pytest.mark.parametrize("name", list(cases.ESTIMATORS) + ["clf_unseeded"])
+def test_every_rank_fits_the_same_estimator(runs, P, name):
+    first = runs[P][0][name]
+    for seen in runs[P][1:]:
+        for a, b in zip(params(seen[name]), params(first)):
+            np.testing.assert_array_equal(a, b)
+        assert seen[name]["history"] == first["history"]

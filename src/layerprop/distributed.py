@@ -21,6 +21,7 @@ names torch.distributed; ``lp.sgd(..., distributed=True)`` calls :func:`join`.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import datetime
 import hashlib
@@ -35,7 +36,7 @@ import numpy as np
 
 from ._xp import is_numpy_array, to_numpy
 
-__all__ = ["DistributedError", "WorkerLostError", "Group", "join", "launch", "part", "TORCHRUN_ENV"]
+__all__ = ["DistributedError", "WorkerLostError", "Group", "group", "join", "launch", "part", "TORCHRUN_ENV"]
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # set by torchrun for each worker
 TIMEOUT = datetime.timedelta(minutes=5)  # a collective that waits longer fails: a lost peer never hangs a run
@@ -200,19 +201,25 @@ class Group:
         new.replace_params(out[:len(new.W)], out[len(new.W):])
         return new
 
-    def check_same(self, recipe: dict, data_hash: str, net):
-        """Every rank must train the same network on the same data with the same settings."""
-        mine = {k: v for k, v in recipe.items() if k != "engine"}
-        mine["data"] = data_hash
-        mine["network"] = _network_fingerprint(net)
+    def check_same(self, fingerprint: dict, who="sgd"):
+        """Every rank must pass the same ``fingerprint`` (network, data, settings), else a
+        ValueError naming the ranks and keys that differ, raised on every rank."""
         every = [None] * self.size
-        self._collective("the start-up check", self.dist.all_gather_object, every, mine)
+        self._collective("the start-up check", self.dist.all_gather_object, every, fingerprint)
         bad = {r: sorted(k for k in set(f) | set(every[0]) if f.get(k) != every[0].get(k))
                for r, f in enumerate(every) if f != every[0]}
         if bad:
             what = "; ".join(f"rank {r}: {', '.join(keys)}" for r, keys in bad.items())
-            raise ValueError(f"distributed=True: every process must call sgd with the same network, data and "
+            raise ValueError(f"distributed=True: every process must call {who} with the same network, data and "
                              f"settings; these differ from rank 0's ({what})")
+
+    def same_random_state(self, random_state):
+        """A copy of rank 0's NumPy RandomState on every rank (so that every rank draws the same)."""
+        box = [random_state.get_state() if self.writer else None]
+        self._collective("the broadcast of the random state", self.dist.broadcast_object_list, box, 0)
+        rs = np.random.RandomState()
+        rs.set_state(box[0])
+        return rs
 
     def prepare_checkpoint_folder(self, run, s, resume, name):
         """Rank 0 creates and cleans the folder and (resume) reads the checkpoint; every rank gets
@@ -264,15 +271,10 @@ def _network_fingerprint(net) -> str:
 
 
 # -- joining a run -------------------------------------------------------------------------------
-def join(s, net, recipe) -> Group:
-    """This process's :class:`Group` for ``lp.sgd(..., distributed=True)``.
-
-    Uses the default process group if the caller has set one up, else sets it up from torchrun's
-    environment (gloo for NumPy and CPU tensors, NCCL for CUDA tensors). Then checks that every
-    rank has the same network, data and settings and that each gets rows of every batch.
-    """
+def group(cuda=False) -> Group:
+    """This process's :class:`Group`: the default process group if the caller has set one up,
+    else one set up from torchrun's environment (gloo; NCCL when ``cuda``)."""
     torch, dist = _torch()
-    cuda = not is_numpy_array(net.W[0]) and getattr(net.W[0], "is_cuda", False)
     if not dist.is_initialized():
         missing = [k for k in TORCHRUN_ENV if k not in os.environ]
         if missing:
@@ -286,13 +288,28 @@ def join(s, net, recipe) -> Group:
             dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
         except RuntimeError as e:
             raise DistributedError(f"distributed=True: could not join the process group: {_one_line(e)}") from None
+        atexit.register(_leave)  # else gloo's threads may abort the interpreter's exit
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
-    group = Group(dist.get_rank(), dist.get_world_size(), device)
-    if s.b < group.size:
-        raise ValueError(f"batch_size={s.b} is smaller than the number of processes ({group.size}): every "
+    return Group(dist.get_rank(), dist.get_world_size(), device)
+
+
+def _leave():
+    _, dist = _torch()
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def join(s, net, recipe) -> Group:
+    """The :class:`Group` of ``lp.sgd(..., distributed=True)``: checks that every rank has the same
+    network, data and settings (``s``: sgd's checked arguments) and gets rows of every batch."""
+    g = group(cuda=not is_numpy_array(net.W[0]) and getattr(net.W[0], "is_cuda", False))
+    if s.b < g.size:
+        raise ValueError(f"batch_size={s.b} is smaller than the number of processes ({g.size}): every "
                          f"process needs rows of every batch")
-    group.check_same(recipe, s.data_hash, net)
-    return group
+    fingerprint = {k: v for k, v in recipe.items() if k != "engine"}
+    fingerprint.update(data=s.data_hash, network=_network_fingerprint(net))
+    g.check_same(fingerprint)
+    return g
 
 
 # -- launching local workers -------------------------------------------------------------------------

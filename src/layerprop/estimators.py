@@ -67,6 +67,23 @@ def _combine(loss_sum, weight_sum, gW, gb, reduce=None):
     return loss, total[0], gW, gb
 
 
+def _group(est, *arrays):
+    """The process group of a distributed fit (layerprop.distributed), or None; with ``arrays``,
+    after checking that every rank fits the same estimator on the same data."""
+    if not est.distributed:
+        return None
+    if est.solver not in _STOCHASTIC_SOLVERS:
+        raise ValueError(f"distributed=True needs solver='sgd' or 'adam'; got solver={est.solver!r}")
+    from .distributed import group
+    from .sgd import _data_hash
+    g = group(cuda=est.device == "cuda")
+    if arrays:
+        parts = [p for a in arrays for p in ((a.data, a.indices, a.indptr) if sp.issparse(a) else (a,))]
+        g.check_same({"params": repr(sorted(est.get_params().items())), "data": _data_hash(*parts)},
+                     who=f"{type(est).__name__}.fit")
+    return g
+
+
 def _dense(X):
     """Rows of X as a dense array (scipy.sparse minibatches are densified one batch at a time)."""
     return X.toarray() if sp.issparse(X) else X
@@ -107,6 +124,7 @@ class _BaseMLP(BaseEstimator):
         "device": [StrOptions({"cpu", "cuda"})],
         "dtype": [None, StrOptions({"float32", "float64"})],
         "engine": [str],
+        "distributed": ["boolean"],
     }
 
     # -- fitting ------------------------------------------------------------------------------
@@ -124,6 +142,8 @@ class _BaseMLP(BaseEstimator):
         self._check_targets(Y)
         X, Y = X.astype(dtype, copy=False), Y.astype(dtype, copy=False)
         self._random_state = check_random_state(self.random_state)
+        if self.distributed:  # every rank draws what rank 0 draws (layerprop.distributed)
+            self._random_state = _group(self, X, Y, sample_weight).same_random_state(self._random_state)
         if first_pass:
             self._initialize(X.shape[1], hidden, Y.shape[1], dtype)
         elif Y.shape[1] != self.n_outputs_:
@@ -260,7 +280,7 @@ class _BaseMLP(BaseEstimator):
                 "estimator": type(self).__name__, "out_activation": self.out_activation_}
 
     # -- one step's gradient ------------------------------------------------------------------
-    def _gradient(self, engine, blocks):
+    def _gradient(self, engine, blocks, reduce=None):
         """Mean gradient over the rows of ``blocks`` [(X, Y, r), ...] and scikit-learn's loss value.
 
         Sums come from the engine, means from ``sgd.combine``. scikit-learn's ``alpha`` adds
@@ -278,7 +298,7 @@ class _BaseMLP(BaseEstimator):
             else:
                 gW = [g + h for g, h in zip(gW, w_)]
                 gb = [None if g is None else g + h for g, h in zip(gb, b_)]
-        loss, weight_sum, gW, gb = _combine(loss_sum, weight_sum, gW, gb)
+        loss, weight_sum, gW, gb = _combine(loss_sum, weight_sum, gW, gb, reduce)
         if not self.alpha or weight_sum == 0:
             return float(loss), 0.0, gW, gb
         gW = [g + (self.alpha / weight_sum) * w for g, w in zip(gW, net.W)]
@@ -329,6 +349,7 @@ class _BaseMLP(BaseEstimator):
         Y_net = self._to_net(Y_train)
         r_net = None if sw_train is None else self._to_net(sw_train)
         sample_idx = np.arange(n_samples)
+        dist = _group(self)
         self.n_iter_ = 0
         for _ in range(self.max_iter):
             if self.shuffle:
@@ -336,9 +357,11 @@ class _BaseMLP(BaseEstimator):
             accumulated = 0.0
             for batch in gen_batches(n_samples, batch_size):
                 rows = sample_idx[batch] if self.shuffle else batch
+                if dist is not None:
+                    rows = dist.share(sample_idx[batch])  # this rank's part of the batch
                 Xb = dense[rows] if dense is not None else self._to_net(X_train[rows].toarray())
                 rb = None if r_net is None else r_net[rows]
-                loss, penalty, gW, gb = self._gradient(engine, [(Xb, Y_net[rows], rb)])
+                loss, penalty, gW, gb = self._gradient(engine, [(Xb, Y_net[rows], rb)], dist and dist.reduce)
                 self._optimizer.step(self.network_, gW, gb, self._eta())
                 accumulated += (loss / self._loss_scale() + penalty) * (batch.stop - batch.start)
             self.n_iter_ += 1
@@ -391,6 +414,8 @@ class _BaseMLP(BaseEstimator):
     def _update_no_improvement_count(self, X_val, y_val, sw_val):
         if X_val is not None:
             score = self._score(X_val, y_val, sample_weight=sw_val)
+            if self.distributed:  # rank 0's score: every rank decides the same
+                score = _group(self).broadcast_float(score)
             self.validation_scores_.append(score)
             if self.verbose:
                 print("Validation score: %f" % score)
@@ -640,6 +665,10 @@ _COMMON_DOC = """
         Weights' dtype; None follows the input (float32 stays float32).
     engine : str, default='auto'
         Gradient engine (see layerprop.engines); 'reference' forces the readable core.
+    distributed : bool, default=False
+        Data-parallel fit (sgd, adam) in a process started by ``torchrun``: every process calls
+        fit or partial_fit on the same data, each batch is split among them and the gradient
+        all-reduced, so all get the weights of a single-process fit (``docs/distributed.md``).
 """
 
 _ATTRIBUTES_DOC = """
@@ -708,7 +737,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  loss="log_loss", output_activation=None, l2=0.0, regularize_bias=True, connectivity=None,
-                 validation_data=None, class_weight=None, device="cpu", dtype=None, engine="auto"):
+                 validation_data=None, class_weight=None, device="cpu", dtype=None, engine="auto",
+                 distributed=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -742,6 +772,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.device = device
         self.dtype = dtype
         self.engine = engine
+        self.distributed = distributed
 
     def _loss_name(self):
         return "squared" if self.loss in ("squared", "squared_error") else "log_loss"
@@ -941,7 +972,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
                  max_fun=15000, output_activation=None, l2=0.0, regularize_bias=True, connectivity=None,
-                 validation_data=None, device="cpu", dtype=None, engine="auto"):
+                 validation_data=None, device="cpu", dtype=None, engine="auto", distributed=False):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -974,6 +1005,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.device = device
         self.dtype = dtype
         self.engine = engine
+        self.distributed = distributed
 
     def _loss_name(self):
         return "poisson" if self.loss == "poisson" else "squared_error"

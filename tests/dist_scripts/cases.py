@@ -57,3 +57,37 @@ def summary(result):
             "iterations": result.iterations, "best_iteration": result.best_iteration,
             "best_score": result.best_score, "stop_reason": result.stop_reason,
             "history": [{k: v for k, v in row.items() if k != "elapsed"} for row in result.history]}
+
+
+# -- the estimators ---------------------------------------------------------------------------------
+y_CLASS, y_REG = Y.argmax(axis=1), X[:, 0] - X[:, 1] ** 2
+ESTIMATORS = {
+    "clf_sgd_masks_l2_weights": (lambda d: lp.MLPClassifier(
+        (6,), solver="sgd", learning_rate_init=0.1, batch_size=9, max_iter=6, random_state=0, connectivity=0.7,
+        l2=0.01, distributed=d), "fit", (X, y_CLASS, R)),
+    "clf_adam_early_stopping": (lambda d: lp.MLPClassifier(
+        (6,), solver="adam", learning_rate_init=0.05, batch_size=8, max_iter=30, early_stopping=True,
+        validation_fraction=0.25, n_iter_no_change=2, random_state=4, distributed=d), "fit", (X, y_CLASS)),
+    "reg_sgd_nesterov": (lambda d: lp.MLPRegressor(
+        hidden_layer_sizes=(5,), solver="sgd", learning_rate_init=0.02, batch_size=10, max_iter=5, random_state=1,
+        distributed=d), "fit", (X, y_REG)),
+    "clf_partial_fit": (lambda d: lp.MLPClassifier(
+        (6,), solver="sgd", learning_rate_init=0.1, batch_size=7, random_state=2, distributed=d),
+        "partial_fit", (X, y_CLASS)),
+}
+
+
+def run_estimator(name, distributed, unseeded=False):
+    """Fit (or partial_fit on three blocks) one estimator case; its weights and decisions."""
+    make, how, data = ESTIMATORS[name]
+    est = make(distributed)
+    if unseeded:
+        est.set_params(random_state=None)
+    if how == "fit":
+        est.fit(data[0], data[1], *data[2:])
+    else:
+        for block in np.array_split(np.arange(len(data[0])), 3):
+            est.partial_fit(data[0][block], data[1][block], classes=np.unique(data[1]))
+    return {"W": [c.T for c in est.coefs_], "b": list(est.intercepts_), "iterations": est.n_iter_,
+            "best_iteration": None, "stop_reason": None, "best_score": None,
+            "history": [{"loss": v} for v in est.loss_curve_] + [{"val": v} for v in (est.validation_scores_ or [])]}

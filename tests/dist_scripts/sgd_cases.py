@@ -1,5 +1,5 @@
 """Run under torchrun: every case of cases.py with lp.sgd(..., distributed=True), plus checkpoints,
-resume, a callback that stops on one rank, and the start-up errors. Each rank pickles what it saw
+resume, a callback that stops on one rank, the start-up errors and the estimators. Each rank pickles what it saw
 to OUTDIR/rank{r}.pkl; tests/test_distributed.py compares it with single-process runs.
 
     torchrun --standalone --nproc-per-node 2 sgd_cases.py OUTDIR [OTHER_CHECKPOINT_DIR]
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
-from cases import CASES, X, Y, kwargs, network, summary  # noqa: E402
+from cases import CASES, ESTIMATORS, X, Y, kwargs, network, run_estimator, summary  # noqa: E402
 
 import layerprop as lp  # noqa: E402
 
@@ -54,6 +54,11 @@ def main(out, other_checkpoint=None):
     X_other = X + (rank == 1)
     seen["different_data"] = attempt(lambda: lp.sgd(network(), X_other, Y, distributed=True, **kw))
     seen["float32"] = summary(lp.sgd(network(dtype="float32"), X, Y, distributed=True, **kw))
+
+    # the estimators (distributed=True), and one without a seed: every rank draws rank 0's numbers
+    for name in ESTIMATORS:
+        seen[name] = run_estimator(name, True)
+    seen["clf_unseeded"] = run_estimator("clf_adam_early_stopping", True, unseeded=True)
     with open(Path(out) / f"rank{rank}.pkl", "wb") as f:
         pickle.dump(seen, f)
 
