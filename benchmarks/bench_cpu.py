@@ -312,7 +312,7 @@ def predict_section(args, gemm, out):
 
 
 CHILD = textwrap.dedent("""
-    import resource, sys, time, numpy as np
+    import sys, time, numpy as np
     from threadpoolctl import threadpool_limits
     import layerprop as lp
     from layerprop.engines import NumpyEngine
@@ -325,7 +325,9 @@ CHILD = textwrap.dedent("""
     eng, batch = NumpyEngine(), int(sys.argv[2])
     perm = np.random.default_rng(1).permutation(n)
     eye = np.eye(10, dtype=np.float32)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    def hwm():  # this process's peak RSS in KiB (VmHWM: unlike ru_maxrss, not inherited across exec)
+        return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+    before = hwm()
     t0 = time.perf_counter()
     for i in range(0, n, batch):
         rows = perm[i:i + batch]
@@ -334,7 +336,7 @@ CHILD = textwrap.dedent("""
             book_update_(net.W[t], gW[t], 0.05, 1e-4, total=total)
             book_update_(net.b[t], gb[t], 0.05, 1e-4, total=total)
     dt = time.perf_counter() - t0
-    print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, dt)
+    print(before, hwm(), dt)
 """)
 
 
@@ -371,10 +373,10 @@ def main(argv=None):
     p.add_argument("--tmpdir", default=None, help="where to write the memmap file (default: the system's)")
     p.add_argument("--sections", default="gemm,minibatch,book,predict,memmap")
     args = p.parse_args(argv)
-    args.n = 8192 if args.quick else 60_000
-    args.n1 = 5000 if args.quick else 50_000
+    args.n = 8192 if args.quick else 16_384
+    args.n1 = 5000 if args.quick else 20_000
     args.n_pred = 16384 if args.quick else 65536
-    args.repeats = 3 if args.quick else 7
+    args.repeats = 3 if args.quick else 5
     args.batches = [32, 128, 1024]
     args.gemm_n, args.gemm_reps = 1024, 8
     matmul_run.reps = args.gemm_reps
