@@ -407,9 +407,12 @@ def test_not_a_network_is_a_type_error():
         lp.sgd("net", np.zeros((4, 2)), np.zeros(4), iterations=3)
 
 
-def test_distributed_is_not_yet_implemented():
+def test_distributed_outside_torchrun_is_a_clear_error(monkeypatch):
+    pytest.importorskip("torch")
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
     net, X, Y = _problem()
-    with pytest.raises(NotImplementedError, match="issue 9"):
+    with pytest.raises(Exception, match="not started by torchrun"):
         lp.sgd(net, X, Y, iterations=3, distributed=True)
 
 
