@@ -99,3 +99,10 @@ def test_banded():
 def test_bias_masks_list():
     g = lp.LayeredGraph.dense([2, 3, 1], bias=[np.array([1, 0, 1]), np.array([0])])
     assert g.num_edges() == 6 + 3 + 2
+
+
+def test_random_graph_and_init_with_the_same_seed_are_independent():
+    g = lp.LayeredGraph.random([50, 60, 5], 0.2, seed=3)
+    net = lp.Network(g, seed=3, init="book")
+    kept = net.W[0][g.masks[0]]
+    assert 0.35 < np.mean(kept < 0) < 0.65  # one shared stream gave ~100% negative weights

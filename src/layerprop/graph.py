@@ -78,7 +78,7 @@ class LayeredGraph:
         sizes = _check_sizes(sizes)
         if not 0 < density <= 1:
             raise ValueError(f"density must be in (0, 1]; got {density!r}")
-        rng = np.random.default_rng(seed)
+        rng = _graph_rng(seed)
         masks = []
         for t in range(len(sizes) - 1):
             m = rng.random((sizes[t + 1], sizes[t])) < density
@@ -173,6 +173,15 @@ class LayeredGraph:
         if dead:
             shown = ", ".join(f"v_{{{t},{j}}}" for t, j in dead[:5]) + (" ..." if len(dead) > 5 else "")
             warnings.warn(f"{len(dead)} neuron(s) have no path to the output: {shown}", stacklevel=3)
+
+
+def _graph_rng(seed):
+    """The generator for edge sets: an int seed is mixed with a tag, so that
+    ``LayeredGraph.random(..., seed=s)`` and ``Network(..., seed=s)`` draw independent streams
+    (with one stream, the kept edges u < density would all start with negative weights)."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return np.random.default_rng(seed)
+    return np.random.default_rng([int(seed), 0x45])  # 0x45: "E"
 
 
 def _check_sizes(sizes) -> tuple:
