@@ -23,6 +23,7 @@ from .numpy_fast import NumpyEngine, supports as numpy_supports
 ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softplus": 5}
 LOSS_CODES = {"squared": 0, "softmax_cross_entropy": 1, "binary_cross_entropy": 2}
 LEAKY_SLOPE = 0.01
+MEMMAP_CHUNK = 8192  # rows read at a time from a memory-mapped X
 
 _KERNEL = None
 
@@ -235,16 +236,20 @@ class NumbaEngine(NumpyEngine):
         o = tuple(np.zeros(k, dt) for k in net.k)
         g = tuple(np.zeros(k, dt) for k in net.k)
         rows = np.ascontiguousarray(rows, dtype=np.int64)
-        X_in = X
-        if isinstance(X, np.memmap):  # data on disk: read just these rows (bounded memory)
-            X, Y, rows = X[rows], np.asarray(Y)[rows], np.arange(len(rows), dtype=np.int64)
+        if isinstance(X, np.memmap) and len(rows):  # data on disk: read the rows a chunk at a time
+            total, etas = 0.0, np.broadcast_to(np.asarray(etas), rows.shape)
+            for s in range(0, len(rows), MEMMAP_CHUNK):
+                r = rows[s:s + MEMMAP_CHUNK]
+                total += self.run_book_sgd(net, X[r], np.asarray(Y)[r], np.arange(len(r)),
+                                           etas[s:s + MEMMAP_CHUNK], lam, regularize_bias)
+            release_pages(X)  # pages mapped by other accesses leave resident memory too
+            return total
         X, Y = _rows_source(X, dt), _rows_source(Y, dt)
         etas = np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dtype=dt), rows.shape))
         lam_b = lam if regularize_bias else 0.0
         total = _kernel()(W, b, M, bM, dense, has_bias, acts, LOSS_CODES[net.loss.name], X, Y, rows,
                           etas, dt.type(lam), dt.type(lam_b), a, o, g,
                           np.array([0, 1, LEAKY_SLOPE], dtype=dt), np.zeros(net.k[1], dt))
-        release_pages(X_in)  # a memory-mapped X: drop the pages read from resident memory
         for t in range(T):  # write back where a contiguous copy was used
             if W[t] is not net.W[t]:
                 net.W[t][...] = W[t]
