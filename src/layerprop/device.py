@@ -55,8 +55,9 @@ def to_device(net, device, tf32=False):
     ``tf32=True`` turns on TF32 matrix products (process-wide, see :func:`set_tf32`). The default
     ``tf32=False`` is strict float32: it turns TF32 off again if an earlier ``tf32=True`` turned it
     on, and otherwise leaves torch's switches alone (torch's default is strict for matrix products).
+    ``tf32=None`` leaves the switches as they are (``lp.sgd(..., device=...)`` moves networks so).
     """
-    if not isinstance(tf32, bool):
+    if tf32 is not None and not isinstance(tf32, bool):
         raise TypeError(f"tf32 must be True or False; got {tf32!r}")
     kind, dev = resolve_device(device)
     if kind == "cpu":
@@ -69,7 +70,7 @@ def to_device(net, device, tf32=False):
         return net.to(np)
     import torch
 
-    if tf32 or _tf32_on_by_us:
+    if tf32 or (tf32 is not None and _tf32_on_by_us):
         set_tf32(tf32)
     w = net.W[0]
     if isinstance(w, torch.Tensor) and w.device == _index(dev):

@@ -34,6 +34,7 @@ __all__ = ["sgd", "SGDResult", "DivergenceError", "combine"]
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 OUTPUTS = ("best", "last", "average")
+STEPS_PER_GRAPH = 16  # training steps per CUDA-graph replay (engine "cuda_graph", see docs/gpu.md)
 
 
 class DivergenceError(ArithmeticError):
@@ -275,6 +276,7 @@ class _Run:
     """The state of one training run: weights, optimizer, counters, best-so-far, history."""
 
     dist = None  # a distributed run's layerprop.distributed.Group (issue 9)
+    tr = None  # the engine's CudaGraphTrainer, made at the first chunk that uses it
 
     def __init__(self, net, s: _Setup, engine, recipe, callback, progress, reduce=None):
         self.net, self.s, self.engine, self.recipe = net, s, engine, recipe
@@ -335,6 +337,14 @@ class _Run:
                 if avg is not None:
                     avg += (cur - avg) / k
 
+    def trainer_ok(self):
+        """Whether the engine's whole-step trainer (engine "cuda_graph") can run this training: it
+        has no gradient clipping, iterate averaging or all-reduce inside its steps."""
+        from .engines.cuda_graph import OPTIMIZERS
+        s = self.s
+        return (hasattr(self.engine, "trainer") and s.clip_norm is None and self.avg is None
+                and self.reduce is None and self.dist is None and s.optimizer in OPTIMIZERS)
+
     def fast_ok(self):
         s = self.s
         return (hasattr(self.engine, "run_book_sgd") and s.optimizer == "sgd" and s.b == 1 and s.clip_norm is None
@@ -343,13 +353,62 @@ class _Run:
     def run(self, i0, i1):
         """Iterations i0+1 .. i1 (a chunk between evaluations and checkpoints)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is checked
-            if self.fast_ok() and i1 - i0 > 1:
+            if self.trainer_ok():
+                self._run_trainer(i0, i1)
+            elif self.fast_ok() and i1 - i0 > 1:
                 self._run_fast(i0, i1)
             else:
                 for i in range(i0 + 1, i1 + 1):
                     self.step(i)
         self.i = i1
         self.progress.update(i1 - i0)
+
+    def _chunk_rows(self, i0, i1):
+        """The rows of iterations i0+1 .. i1: an (m, b) array when every batch has b rows, else a
+        list of m row arrays (sampling="epochs": an epoch's last batch may be shorter)."""
+        s = self.s
+        n, m = s.X.shape[0], i1 - i0
+        flat = rows_for_range(s.seed, i0 + 1, i1 + 1, n, s.b, s.mode)
+        if flat.shape[0] == m * s.b:
+            return flat.reshape(m, s.b)
+        seen = np.array([examples_seen(i, n, s.b, s.mode) for i in range(i0, i1 + 1)])
+        return np.split(flat, np.cumsum(np.diff(seen))[:-1])
+
+    def _run_trainer(self, i0, i1):
+        """Iterations i0+1 .. i1 through the engine's trainer (whole steps per CUDA-graph replay on
+        a GPU, the same steps eagerly elsewhere); then the weights and optimizer state are written
+        back to ``self.net`` and ``self.opt`` (``sync``), so that at every chunk boundary they hold
+        w^(i1+1). The gradient norm of an evaluation's iteration is measured before its step, from
+        the trainer's weights, as ``step`` does. A non-finite loss sum means a step of the chunk
+        diverged: the chunk is redone step by step from ``self.net`` (still w^(i0+1)) to find it."""
+        s, net = self.s, self.net
+        if self.tr is None:
+            self.tr = self.engine.trainer(net, s.X, s.Y, s.b, self.opt, steps_per_graph=STEPS_PER_GRAPH,
+                                          sample_weight=s.r)
+        tr = self.tr
+        rows = self._chunk_rows(i0, i1)
+        etas = [s.schedule(i) for i in range(i0 + 1, i1 + 1)]
+        head = i1 - i0 - 1 if (i1 % s.eval_every == 0 or i1 == s.tau) else i1 - i0
+        loss_sum, wsum = tr.run(rows[:head], etas[:head])
+        norm = self.last_norm
+        if head < i1 - i0 and math.isfinite(loss_sum):  # the last iteration's ||v_i||, at w^(i1)
+            at = net.copy()
+            at.replace_params(list(tr.W), list(tr.bias))
+            last = rows[-1]
+            part = self.engine.gradient_sums(at, self._batch(s.X, last), self._batch(s.Y, last),
+                                             self._batch(s.r, last))
+            norm = grad_norm(*combine(*part)[1:])
+            more = tr.run(rows[head:], etas[head:])
+            loss_sum, wsum = loss_sum + more[0], wsum + more[1]
+        if not math.isfinite(loss_sum):
+            for i in range(i0 + 1, i1 + 1):  # raises at the first non-finite loss
+                self.step(i)
+            tr.load()  # none there (the two paths round differently): go on from the step path's weights
+            return
+        tr.sync()
+        self.last_norm = norm
+        self.acc[0] += float(loss_sum)
+        self.acc[1] += float(wsum)
 
     def _run_fast(self, i0, i1):
         """The engine's compiled loop of the book's update (batch 1) for iterations i0+1 .. i1;
@@ -487,6 +546,8 @@ class _Run:
         self.bad_evals, self.acc = int(info["bad_evals"]), list(info["acc"])
         self.last_norm, self.elapsed0 = info["grad_norm"], float(info["elapsed"])
         self.stop_reason = info["stop_reason"]
+        if self.tr is not None:
+            self.tr.load()
 
 
 def _check_resume(run: _Run, ck_net, info, path):
@@ -546,7 +607,7 @@ def sgd(net, X, Y, *, iterations=None, epochs=None, step_size=0.1, schedule="con
         beta_1=0.9, beta_2=0.999, epsilon=1e-8, regularize_bias=True, validation=None, eval_every=None,
         output=None, metric=None, early_stopping=False, patience=10, tol=0.0, clip_norm=None,
         sample_weight=None, seed=0, engine="auto", checkpoint=None, checkpoint_every=None, resume=False,
-        callback=None, progress=None, verbose=False, distributed=False) -> SGDResult:
+        callback=None, progress=None, verbose=False, distributed=False, device=None) -> SGDResult:
     """Train ``net`` with SGD (SSBD 20.6): w^(i+1) = w^(i) - eta_i (v_i + lam w^(i)), i = 1..tau.
 
     Starts from ``net``'s current weights (``net`` itself is never modified) and returns an
@@ -590,6 +651,14 @@ def sgd(net, X, Y, *, iterations=None, epochs=None, step_size=0.1, schedule="con
         A progress bar (None: when stderr is a terminal) and a line per evaluation.
     distributed : bool
         Data-parallel training in a process started by ``torchrun`` (see ``docs/distributed.md``).
+    device : None, "cpu", "cuda" or "cuda:N"
+        Where to train. None: where ``net``'s arrays are. "cpu": a NumPy copy of ``net``; "cuda": a
+        copy as torch tensors on the GPU (``layerprop.device.to_device``; TF32 is left as it is set).
+        The data (X, Y, sample weights, validation) are moved there once; minibatches are sliced
+        there. On a GPU, whole training steps run in CUDA graphs (engine "cuda_graph") unless
+        clip_norm, output="average" or distributed ask for the step-by-step loop. The returned
+        network stays on that device (``result.network.to(numpy)`` or ``to_device(..., "cpu")``
+        brings it back; ``lp.save`` takes it as it is).
 
     Returns
     -------
@@ -612,6 +681,15 @@ def sgd(net, X, Y, *, iterations=None, epochs=None, step_size=0.1, schedule="con
     args = dict(locals())
     args["schedule_kw"] = {k: args[k] for k in ("power_t", "step_every", "gamma") if
                            isinstance(schedule, str) and _uses(schedule, k)}
+    if device is not None:  # move the network; _check then moves the data to it, once
+        if not isinstance(net, Network):
+            raise TypeError(f"net must be a layerprop Network; got {type(net).__name__}")
+        from .device import to_device
+        net = to_device(net, device, tf32=None)
+        X, Y, args["sample_weight"] = (_to_host_unless_there(A, net) for A in (X, Y, sample_weight))
+        if isinstance(validation, (tuple, list)) and len(validation) == 2:
+            args["validation"] = tuple(_to_host_unless_there(A, net) for A in validation)
+    args.pop("device")
     s = _check(net, X, Y, args)
     from .engines import select_engine
     eng = select_engine(net, batch_size=s.b, optimizer=s.optimizer, engine=engine)
@@ -637,6 +715,18 @@ def sgd(net, X, Y, *, iterations=None, epochs=None, step_size=0.1, schedule="con
     finally:
         run.progress.close()
     return run.result()
+
+
+def _to_host_unless_there(A, net):
+    """``A`` as it is when it is NumPy, not an array, or already in ``net``'s namespace and on its
+    device; else a NumPy copy (which ``_check`` then moves to ``net``'s device, once)."""
+    from ._xp import is_array_api_obj
+    if A is None or is_numpy_array(A) or not is_array_api_obj(A):
+        return A
+    w = net.W[0]
+    if array_namespace(A) is array_namespace(w) and str(array_device(A)) == str(array_device(w)):
+        return A
+    return to_numpy(A)
 
 
 def _uses(schedule, key):

@@ -52,10 +52,10 @@ class CudaGraphEngine(TorchEngine):
     name = "cuda_graph"
 
     def trainer(self, net, X, Y, batch_size, optimizer="sgd", *, steps_per_graph=8, sample_weight=None,
-                capture=None, **optimizer_kw):
+                capture=None, alpha=0.0, **optimizer_kw):
         """A :class:`CudaGraphTrainer` for this network and training set."""
         return CudaGraphTrainer(net, X, Y, batch_size, optimizer, steps_per_graph=steps_per_graph,
-                                sample_weight=sample_weight, capture=capture, **optimizer_kw)
+                                sample_weight=sample_weight, capture=capture, alpha=alpha, **optimizer_kw)
 
 
 class _StepBuffers(Buffers):
@@ -93,10 +93,15 @@ class CudaGraphTrainer:
         One weight per row of X.
     capture : bool, optional
         Capture a CUDA graph (default: when the network is on CUDA). False runs the same steps eagerly.
+    alpha : float
+        scikit-learn's L2 term (the estimators): ``alpha / (the batch's weight sum) * W`` is added to
+        the coefficients' mean gradient (not the biases'), before the optimizer's own ``lam`` term; the
+        step's penalty ``alpha / 2 ||W||^2 / (weight sum)`` at w^(i) is recorded (``run(per_step=True)``).
+        A batch of weight sum 0 gets neither. Default 0: none (lp.sgd's runs).
     """
 
     def __init__(self, net, X, Y, batch_size, optimizer="sgd", *, steps_per_graph=8, sample_weight=None,
-                 capture=None, **optimizer_kw):
+                 capture=None, alpha=0.0, **optimizer_kw):
         import torch
 
         if not supports(net):
@@ -128,7 +133,11 @@ class CudaGraphTrainer:
         self._buffers = {}
         new = lambda *shape, dtype=self.dtype: torch.zeros(shape, dtype=dtype, device=self.device)
         self._rows, self._eta = new(self.k, self.b, dtype=torch.int64), new(self.k)
-        self._loss, self._wsum = new(self.k), new(self.k)
+        self._loss, self._wsum, self._pen = new(self.k), new(self.k), new(self.k)
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating, np.integer)) \
+                or not math.isfinite(alpha) or alpha < 0:
+            raise ValueError(f"alpha must be a finite number >= 0; got {alpha!r}")
+        self.alpha = float(alpha)
         self._tiny = torch.finfo(self.dtype).tiny
         self._graph = None
 
@@ -142,12 +151,14 @@ class CudaGraphTrainer:
                                                   self.net.k[-1], self.r is not None)
         return buf
 
-    def _step(self, rows, eta, loss_out, wsum_out):
+    def _step(self, rows, eta, loss_out, wsum_out, pen_out=None):
         """One iteration on the rows ``rows`` (device int64) with step multiplier ``eta`` (0-d tensor):
-        minibatch, Backpropagation (mean gradient), update; the loss sum goes to ``loss_out``."""
+        minibatch, Backpropagation (mean gradient), update; the loss sum goes to ``loss_out`` (and
+        with ``alpha``, the weight sum to ``wsum_out`` and the penalty to ``pen_out``)."""
         import torch
 
         buf = self._buf(rows.shape[0])
+        wsum = None
         torch.index_select(self.X, 0, rows, out=buf.x)
         torch.index_select(self.Y, 0, rows, out=buf.y)
         if self.r is None:
@@ -162,7 +173,16 @@ class CudaGraphTrainer:
             torch.sum(loss_rows, dim=0, out=loss_out)
         else:
             torch.dot(loss_rows, buf.r, out=loss_out)
-        self._update_(buf, eta)
+        coef = None
+        if self.alpha:  # scikit-learn's alpha / (weight sum), 0 for a batch of weight 0; its penalty at w^(i)
+            if wsum is None:
+                coef = self.alpha / rows.shape[0]
+            else:
+                coef = torch.where(wsum > 0, self.alpha / wsum.clamp_min(self._tiny), 0.0)
+            if pen_out is not None:
+                squares = torch.stack([torch.dot(w.reshape(-1), w.reshape(-1)) for w in self.W]).sum()
+                pen_out.copy_(squares.mul_(0.5 * coef))
+        self._update_(buf, eta, coef)
 
     def _params(self, buf):
         """(kind, t, w, mean gradient, lam, phantom positions) for every weight array."""
@@ -171,13 +191,19 @@ class CudaGraphTrainer:
             if self.bias[t] is not None:
                 yield "b", t, self.bias[t], buf.gb[t], self.opt.lam_b, self.plan.offb[t]
 
-    def _update_(self, buf, eta):
-        """The optimizer's update (optim.py's rules, in place); ``eta`` is the step multiplier."""
+    def _update_(self, buf, eta, coef=None):
+        """The optimizer's update (optim.py's rules, in place); ``eta`` is the step multiplier;
+        ``coef`` (a number or a 0-d tensor) times W is added to the coefficients' gradient first."""
         import torch
 
         opt = self.opt
         for kind, t, w, g, lam, off in self._params(buf):
             slot = 0 if kind == "W" else 1
+            if coef is not None and kind == "W":  # scikit-learn's alpha term (the estimators)
+                if isinstance(coef, float):
+                    g.add_(w, alpha=coef)
+                else:
+                    g.addcmul_(w, coef)
             if lam:
                 g.add_(w, alpha=lam)  # d = v + lam w
             if opt.name == "sgd":  # the book: w <- w - eta_i (v_i + lam w)
@@ -201,7 +227,7 @@ class CudaGraphTrainer:
     def _block(self):
         """``steps_per_graph`` steps on the rows in ``self._rows`` (what the graph records)."""
         for j in range(self.k):
-            self._step(self._rows[j], self._eta[j], self._loss[j], self._wsum[j])
+            self._step(self._rows[j], self._eta[j], self._loss[j], self._wsum[j], self._pen[j])
 
     # -- capture and replay ---------------------------------------------------------------------
     def _tensors(self):
@@ -247,7 +273,7 @@ class CudaGraphTrainer:
         t = self.t + 1 + np.arange(len(etas))
         return np.array([eta * math.sqrt(1 - b2 ** int(i)) / (1 - b1 ** int(i)) for eta, i in zip(etas, t)])
 
-    def run(self, rows, etas):
+    def run(self, rows, etas, per_step=False):
         """Iterations with row indices ``rows[j]`` and step sizes ``etas[j]`` (j = 0..m-1), in place.
 
         ``rows`` is an (m, b) integer array (NumPy, or a torch tensor already on the device) or a list
@@ -256,6 +282,9 @@ class CudaGraphTrainer:
         w^(i) on each minibatch, summed over the m steps, as floats (one synchronization). A
         non-finite loss sum means the run diverged somewhere in these m steps: the caller can
         redo them step by step from its last copy of the weights to find where.
+
+        ``per_step=True`` returns NumPy arrays of m values instead: (losses, weight sums, penalties),
+        each step's loss sum and weight sum, and its ``alpha`` penalty (0 without ``alpha``).
         """
         import torch
 
@@ -271,10 +300,10 @@ class CudaGraphTrainer:
         if len(etas) != m:
             raise ValueError(f"rows and etas must have the same length; got {m} and {len(etas)}")
         if m == 0:
-            return 0.0, 0.0
+            return (np.zeros(0), np.zeros(0), np.zeros(0)) if per_step else (0.0, 0.0)
         mult = torch.as_tensor(self.multipliers(etas), device=self.device).to(self.dtype)
         ends = np.cumsum(sizes)
-        losses, wsums = [], []
+        losses, wsums, pens = [], [], []
         j = 0
         while j < m:
             if j + self.k <= m and bool(np.all(sizes[j:j + self.k] == self.b)):
@@ -282,18 +311,28 @@ class CudaGraphTrainer:
                 self._rows.copy_(flat[start:start + self.k * self.b].view(self.k, self.b))
                 self._eta.copy_(mult[j:j + self.k])
                 self._run_block()
-                losses.append(self._loss.sum())
-                if self.r is not None:
-                    wsums.append(self._wsum.sum())
+                if per_step:
+                    losses.append(self._loss.clone())
+                    wsums.append(self._wsum.clone())
+                    pens.append(self._pen.clone())
+                else:
+                    losses.append(self._loss.sum())
+                    if self.r is not None:
+                        wsums.append(self._wsum.sum())
                 j += self.k
             else:  # eagerly, one step
-                loss, wsum = self._loss.new_zeros(()), self._wsum.new_zeros(())
-                self._step(flat[ends[j] - sizes[j]:ends[j]], mult[j], loss, wsum)
-                losses.append(loss)
-                if self.r is not None:
-                    wsums.append(wsum)
+                loss, wsum, pen = self._loss.new_zeros(1), self._wsum.new_zeros(1), self._pen.new_zeros(1)
+                self._step(flat[ends[j] - sizes[j]:ends[j]], mult[j], loss[0], wsum[0], pen[0])
+                losses.append(loss if per_step else loss[0])
+                pens.append(pen)
+                if per_step or self.r is not None:
+                    wsums.append(wsum if per_step else wsum[0])
                 j += 1
         self.t += m
+        if per_step:
+            cat = lambda parts: torch.cat(parts).cpu().numpy().astype(np.float64)
+            wsum = cat(wsums) if self.r is not None else sizes.astype(np.float64)
+            return cat(losses), wsum, (cat(pens) if self.alpha else np.zeros(m))
         loss_sum = float(torch.stack(losses).sum())
         weight_sum = float(torch.stack(wsums).sum()) if self.r is not None else float(sizes.sum())
         return loss_sum, weight_sum
