@@ -94,9 +94,9 @@ def trainer_calls(monkeypatch):
     calls = []
     real = cuda_graph.CudaGraphTrainer.run
 
-    def run(self, rows, etas):
+    def run(self, rows, etas, **kw):
         calls.append((len(etas), self.capture))
-        return real(self, rows, etas)
+        return real(self, rows, etas, **kw)
 
     monkeypatch.setattr(cuda_graph.CudaGraphTrainer, "run", run)
     return calls
@@ -301,3 +301,116 @@ def test_cuda_divergence_and_fallbacks(trainer_calls):
                  engine="reference")
     assert not trainer_calls
     _assert_close(got.network, ref.network, F32)
+
+
+# -- estimators: the trainer's epochs (torch CPU tensors here, CUDA graphs on a GPU) --------------------
+def _torch_cpu_estimator(monkeypatch):
+    """Estimators whose network lives in torch CPU tensors (what device='cuda' does, minus the GPU)."""
+    from layerprop.estimators import _BaseMLP
+    monkeypatch.setattr(_BaseMLP, "_to_device", lambda self, net: net.to(torch))
+
+
+@pytest.mark.parametrize("solver,momentum", [("sgd", 0.0), ("sgd", 0.9), ("adam", 0.9)])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+def test_estimator_epochs_on_the_trainer_equal_the_step_loop(kind, weighted, solver, momentum, monkeypatch,
+                                                             trainer_calls):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(61, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1) if kind == "classifier" else X @ [1.0, -2.0, 0.5, 0.0]
+    sw = rng.uniform(0, 2, 61) if weighted else None
+    est = lp.MLPClassifier if kind == "classifier" else lp.MLPRegressor
+    kw = dict(hidden_layer_sizes=(5, 3), solver=solver, momentum=momentum, alpha=1e-2, l2=1e-3, batch_size=8,
+              max_iter=6, learning_rate_init=0.05, random_state=0, dtype="float64", validation_data=(X, y),
+              learning_rate="adaptive" if solver == "sgd" else "constant")
+    ref = est(**kw).fit(X, y, sample_weight=sw)
+    assert not trainer_calls
+    _torch_cpu_estimator(monkeypatch)
+    got = est(engine="cuda_graph", **kw).fit(X, y, sample_weight=sw)
+    assert trainer_calls
+    assert isinstance(got.network_.W[0], torch.Tensor)
+    assert len(got.loss_curve_) == len(ref.loss_curve_)
+    np.testing.assert_allclose(got.loss_curve_, ref.loss_curve_, rtol=1e-12)
+    np.testing.assert_allclose(got.validation_scores_, ref.validation_scores_, rtol=1e-12)
+    for a, b in zip(got.coefs_ + got.intercepts_, ref.coefs_ + ref.intercepts_):
+        assert rel_err(a, b) <= 1e-12
+    pred = got.predict(X)
+    assert isinstance(pred, np.ndarray)
+    if kind == "classifier":
+        np.testing.assert_array_equal(pred, ref.predict(X))
+    else:
+        np.testing.assert_allclose(pred, ref.predict(X), rtol=1e-10, atol=1e-12)
+    # partial_fit continues with the optimizer state written back by the trainer
+    np.testing.assert_allclose(got.partial_fit(X, y).coefs_[0], ref.partial_fit(X, y).coefs_[0], rtol=1e-11)
+
+
+def test_estimator_tf32_is_a_parameter_checked_in_fit():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = X[:, 0] > 0
+    clf = lp.MLPClassifier(tf32=True, max_iter=2)
+    assert clf.get_params()["tf32"] is True
+    with pytest.raises(ValueError, match="tf32=True needs device='cuda'"):
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match="tf32"):
+        lp.MLPRegressor(tf32="yes").fit(X, X[:, 0])
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has CUDA")
+def test_estimator_cuda_without_a_gpu_is_one_clear_error():
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(ValueError) as err:
+        lp.MLPRegressor(device="cuda").fit(X, X[:, 0])
+    assert str(err.value) == NO_CUDA
+
+
+@needs_cuda
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_estimator_on_cuda_equals_the_cpu_fit(solver, trainer_calls):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6)).astype(np.float32)
+    y = (X[:, 0] - X[:, 1] > 0).astype(int)
+    kw = dict(hidden_layer_sizes=(16,), solver=solver, batch_size=32, max_iter=5, random_state=0,
+              learning_rate_init=0.01)
+    ref = lp.MLPClassifier(dtype="float64", **kw).fit(X, y)
+    got = lp.MLPClassifier(device="cuda", **kw).fit(X, y)
+    assert any(capture for _, capture in trainer_calls)
+    assert got.network_.W[0].is_cuda
+    for a, b in zip(got.coefs_, ref.coefs_):
+        assert rel_err(a, b) <= F32
+    proba = got.predict_proba(X)
+    assert isinstance(proba, np.ndarray)
+    np.testing.assert_allclose(proba, ref.predict_proba(X), atol=1e-4)
+
+
+# -- the command line -------------------------------------------------------------------------------------
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from layerprop.cli import cli
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+@pytest.mark.skipif(CUDA, reason="this machine has CUDA")
+@pytest.mark.parametrize("extra", [[], ["--tf32"]])
+def test_cli_device_cuda_without_a_gpu_is_one_error_line(tmp_path, extra):
+    res = _cli("train", "--device", "cuda", *extra, "--epochs", "1", "-q", "-o", tmp_path / "m.safetensors")
+    assert res.exit_code == 1
+    assert res.stderr.strip().splitlines() == [f"Error: {NO_CUDA}"]
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_cli_tf32_needs_cuda(tmp_path):
+    res = _cli("train", "--tf32", "--epochs", "1", "-q", "-o", tmp_path / "m.safetensors")
+    assert res.exit_code == 1
+    assert res.stderr.strip().splitlines() == ["Error: --tf32 needs --device cuda (TF32 is a GPU matrix-product mode)"]
+
+
+@needs_cuda
+def test_cli_device_cuda_trains_and_writes_a_model(tmp_path):
+    import json
+    out = tmp_path / "m.safetensors"
+    res = _cli("train", "--device", "cuda", "--dtype", "float32", "--epochs", "2", "--json", "-o", out)
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["metrics"]["test"]["accuracy"] > 0.5
+    assert isinstance(lp.load(out).W[0], np.ndarray)

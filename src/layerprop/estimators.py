@@ -122,6 +122,7 @@ class _BaseMLP(BaseEstimator):
         "connectivity": [None, list, Interval(Real, 0, 1, closed="right")],
         "validation_data": [None, tuple],
         "device": [StrOptions({"cpu", "cuda"})],
+        "tf32": ["boolean"],
         "dtype": [None, StrOptions({"float32", "float64"})],
         "engine": [str],
         "distributed": ["boolean"],
@@ -257,15 +258,9 @@ class _BaseMLP(BaseEstimator):
         return LayeredGraph.random(sizes, float(c), seed=int(self._random_state.randint(np.iinfo(np.int32).max)))
 
     def _to_device(self, net):
-        if self.device == "cpu":
-            return net
-        try:
-            import torch
-        except ImportError:
-            raise ValueError("device='cuda' needs PyTorch with CUDA; torch is not installed") from None
-        if not torch.cuda.is_available():
-            raise ValueError("device='cuda' but no CUDA device is available (torch.cuda.is_available() is False)")
-        return net.to(torch, device="cuda")
+        """The network on ``device`` (``layerprop.device.to_device``; tf32 checked there too)."""
+        from .device import to_device
+        return to_device(net, self.device, tf32=self.tf32)
 
     def _to_net(self, A):
         """A dense NumPy block in the network's namespace, dtype and device."""
@@ -350,12 +345,15 @@ class _BaseMLP(BaseEstimator):
         r_net = None if sw_train is None else self._to_net(sw_train)
         sample_idx = np.arange(n_samples)
         dist = _group(self)
+        trainer = self._trainer(engine, dense, Y_net, r_net, batch_size, dist)
         self.n_iter_ = 0
         for _ in range(self.max_iter):
             if self.shuffle:
                 sample_idx = shuffle(sample_idx, random_state=self._random_state)
             accumulated = 0.0
-            for batch in gen_batches(n_samples, batch_size):
+            if trainer is not None:  # the epoch's steps through the engine's trainer (CUDA graphs on a GPU)
+                accumulated = self._epoch_on_trainer(trainer, sample_idx, n_samples, batch_size)
+            for batch in (() if trainer is not None else gen_batches(n_samples, batch_size)):
                 rows = sample_idx[batch] if self.shuffle else batch
                 if dist is not None:
                     rows = dist.share(sample_idx[batch])  # this rank's part of the batch
@@ -383,6 +381,29 @@ class _BaseMLP(BaseEstimator):
                               "hasn't converged yet." % self.max_iter, ConvergenceWarning)
         if self.early_stopping and (not incremental or self._stopped):
             self.network_.replace_params(*self._best)  # the best iterate on the validation set
+
+    def _trainer(self, engine, dense, Y_net, r_net, batch_size, dist):
+        """The engine's whole-step trainer (engine "cuda_graph": device='cuda', CUDA graphs) when it can
+        run this fit: dense data, one process; else None (the step-by-step loop)."""
+        from .engines.cuda_graph import OPTIMIZERS
+        if not hasattr(engine, "trainer") or dense is None or dist is not None \
+                or self._optimizer.name not in OPTIMIZERS:
+            return None
+        return engine.trainer(self.network_, dense, Y_net, batch_size, self._optimizer, steps_per_graph=16,
+                              sample_weight=r_net, alpha=float(self.alpha))
+
+    def _epoch_on_trainer(self, trainer, sample_idx, n_samples, batch_size):
+        """One epoch of the trainer's steps; the weights and optimizer state are written back
+        (``sync``). Returns the epoch's summed loss as the step-by-step loop accumulates it."""
+        batches = list(gen_batches(n_samples, batch_size))
+        losses, wsums, pens = trainer.run([sample_idx[b] for b in batches], [self._eta()] * len(batches),
+                                          per_step=True)
+        trainer.sync()
+        means = np.divide(losses, wsums, out=np.zeros_like(losses), where=wsums != 0)
+        accumulated = 0.0
+        for term in ((means / self._loss_scale() + pens) * [b.stop - b.start for b in batches]).tolist():
+            accumulated += term
+        return accumulated
 
     def _eta(self):
         """eta_i: scikit-learn's learning rate (Adam's bias correction happens in the update rule)."""
@@ -660,7 +681,12 @@ _COMMON_DOC = """
         A validation set used instead of the validation_fraction split; its scores are
         recorded in validation_scores_ each epoch.
     device : {'cpu', 'cuda'}, default='cpu'
-        Where the network trains ('cuda' needs PyTorch with CUDA).
+        Where the network trains ('cuda' needs PyTorch with CUDA): the training data are moved
+        there once and sgd/adam epochs run as whole steps in CUDA graphs. Predictions come back
+        as NumPy arrays.
+    tf32 : bool, default=False
+        With device='cuda', allow TF32 matrix products (faster, about 10 bits of mantissa;
+        process-wide, see ``layerprop.device.set_tf32``). False keeps strict float32.
     dtype : {'float32', 'float64'} or None, default=None
         Weights' dtype; None follows the input (float32 stays float32).
     engine : str, default='auto'
@@ -738,7 +764,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  loss="log_loss", output_activation=None, l2=0.0, regularize_bias=True, connectivity=None,
                  validation_data=None, class_weight=None, device="cpu", dtype=None, engine="auto",
-                 distributed=False):
+                 distributed=False, tf32=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -773,6 +799,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.dtype = dtype
         self.engine = engine
         self.distributed = distributed
+        self.tf32 = tf32
 
     def _loss_name(self):
         return "squared" if self.loss in ("squared", "squared_error") else "log_loss"
@@ -972,7 +999,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
                  max_fun=15000, output_activation=None, l2=0.0, regularize_bias=True, connectivity=None,
-                 validation_data=None, device="cpu", dtype=None, engine="auto", distributed=False):
+                 validation_data=None, device="cpu", dtype=None, engine="auto", distributed=False, tf32=False):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -1006,6 +1033,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.dtype = dtype
         self.engine = engine
         self.distributed = distributed
+        self.tf32 = tf32
 
     def _loss_name(self):
         return "poisson" if self.loss == "poisson" else "squared_error"

@@ -16,6 +16,7 @@ from ..schedules import SCHEDULES
 from ._common import (example, check_output_path, echo_json, format_metric, friendly_errors, json_option,
                       one_line)
 from ._distributed import check_processes, distributed_options, is_writer, launch_train
+from ..device import resolve_device, to_device
 from ._model import HEADLINE, Model
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
@@ -122,7 +123,10 @@ def _parse_activations(text, n_hidden):
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="Weight dtype.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
-              help="Where to train: NumPy on the CPU, or torch on an NVIDIA GPU (needs torch with CUDA).")
+              help="Where to train: NumPy on the CPU, or torch on an NVIDIA GPU (needs torch with CUDA): the data "
+                   "are moved there once and whole steps run in CUDA graphs.")
+@click.option("--tf32", is_flag=True, help="With --device cuda: allow TF32 matrix products (faster, about 10 bits "
+                                           "of mantissa) [default: strict float32].")
 @click.option("--checkpoint", "checkpoint_dir", metavar="DIR", default=None,
               help="Write checkpoints to DIR during training.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, metavar="N",
@@ -136,7 +140,7 @@ def _parse_activations(text, n_hidden):
 def train_command(data, target, task, output, hidden, activation, output_activation, loss, density, band,
                   init, iterations, epochs, lr, schedule, l2, clip_norm, batch_size, optimizer, val_fraction, val_file,
                   test_fraction, test_file, standardize, eval_every, metric, keep, early_stopping, patience, seed, dtype,
-                  device, checkpoint_dir, checkpoint_every, resume, nproc, distributed, threads, as_json, quiet, verbose):
+                  device, tf32, checkpoint_dir, checkpoint_every, resume, nproc, distributed, threads, as_json, quiet, verbose):
     """Train a layered network with the book's SGD and Backpropagation.
 
     With no DATA, trains on the bundled digits (8x8 images, 10 classes): the book's network
@@ -160,6 +164,10 @@ def train_command(data, target, task, output, hidden, activation, output_activat
     if nproc is not None:  # N local workers run this command with --distributed (cli/_distributed.py)
         return launch_train(click.get_current_context().params)
     check_processes(distributed, threads, device)
+    if tf32 and device == "cpu":
+        raise click.ClickException("--tf32 needs --device cuda (TF32 is a GPU matrix-product mode)")
+    if device != "cpu":  # without CUDA: one Error: line, before reading any data
+        resolve_device(device)
     hidden_sizes = _parse_hidden(hidden)
     hidden_acts, _ = _parse_activations(activation, len(hidden_sizes)) if hidden_sizes else ([], None)
     if not hidden_sizes and "," in activation:
@@ -243,8 +251,9 @@ def train_command(data, target, task, output, hidden, activation, output_activat
                   seed=seed, progress=False if quiet else None, verbose=verbose and not quiet, distributed=distributed)
     if checkpoint_dir is not None:
         kwargs.update(checkpoint=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
-    if device != "cpu":
-        net, Xs_fit, Y_fit, kwargs["validation"] = _to_device(device, net, Xs_fit, Y_fit, validation)
+    if device != "cpu":  # the network on the GPU; lp.sgd moves the data there once
+        net = to_device(net, device, tf32=tf32)
+        kwargs["device"] = device
     t0 = time.perf_counter()
     try:
         result = sgd(net, Xs_fit, Y_fit, **kwargs)
@@ -308,20 +317,6 @@ def _mean_std(A):
         mean = np.where(bad, np.mean(Z, axis=0) * amax, mean)
         std = np.where(bad, np.std(Z, axis=0) * amax, std)
     return mean, std
-
-
-def _to_device(device, net, X, Y, validation):
-    """The network and arrays as torch tensors on the GPU (``--device cuda``)."""
-    from ..device import resolve_device
-
-    _, dev = resolve_device(device)
-    import torch
-
-    def move(A):
-        return torch.as_tensor(np.asarray(A, dtype=np.dtype(str(net.dtype))), device=dev)
-
-    val = None if validation is None else (move(validation[0]), move(validation[1]))
-    return net.to(torch, device=dev), move(X), move(Y), val
 
 
 class _Splits(NamedTuple):
