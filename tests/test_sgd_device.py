@@ -21,7 +21,8 @@ from layerprop.engines import cuda_graph
 CUDA = torch.cuda.is_available()
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA device (torch.cuda.is_available() is False)")
 OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam"]
-F32 = 1e-4  # float32 after tens of steps against the float64 reference, relative to the largest entry
+F32 = 2e-4  # float32 after 50-200 steps against the float64 reference, relative to the largest entry
+# (measured on torch CPU float32 through the trainer: at most 5e-5, Adam over 200 steps)
 
 
 def _problem(n=37, loss="squared", output=None, sizes=(4, 6, 5, 3), seed=0):
@@ -86,6 +87,13 @@ def _history_close(got, ref, tol):
                 assert a[key] is None, key
             else:
                 assert abs(a[key] - b[key]) <= tol * max(1.0, abs(b[key])), key
+
+
+@pytest.fixture
+def small_graphs(monkeypatch):
+    """4 steps per CUDA graph in lp.sgd, so that these short runs' chunks hold whole graph blocks."""
+    import importlib
+    monkeypatch.setattr(importlib.import_module("layerprop.sgd"), "STEPS_PER_GRAPH", 4)
 
 
 @pytest.fixture
@@ -240,7 +248,7 @@ def test_a_torch_result_saves_and_loads(tmp_path):
 @needs_cuda
 @pytest.mark.parametrize("case", sorted(CASES))
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-def test_cuda_run_equals_the_cpu_reference(optimizer, case, trainer_calls):
+def test_cuda_run_equals_the_cpu_reference(optimizer, case, trainer_calls, small_graphs):
     net, X, Y, r = _problem()
     kw = _kw(case, X, Y, r)
     if case == "early_stopping":  # float32 may decide a stop an evaluation apart: compare a fixed run
@@ -259,7 +267,7 @@ def test_cuda_run_equals_the_cpu_reference(optimizer, case, trainer_calls):
 
 
 @needs_cuda
-def test_cuda_float64_equals_the_cpu_trainer():
+def test_cuda_float64_equals_the_cpu_trainer(small_graphs):
     net, X, Y, r = _problem()
     kw = dict(epochs=6, batch_size=4, step_size=0.2, optimizer="nesterov", sample_weight=r, l2=1e-3)
     ref = lp.sgd(net.to(torch), X, Y, engine="cuda_graph", **kw)
@@ -367,9 +375,9 @@ def test_estimator_cuda_without_a_gpu_is_one_clear_error():
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_estimator_on_cuda_equals_the_cpu_fit(solver, trainer_calls):
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(300, 6)).astype(np.float32)
+    X = rng.normal(size=(600, 6)).astype(np.float32)
     y = (X[:, 0] - X[:, 1] > 0).astype(int)
-    kw = dict(hidden_layer_sizes=(16,), solver=solver, batch_size=32, max_iter=5, random_state=0,
+    kw = dict(hidden_layer_sizes=(16,), solver=solver, batch_size=16, max_iter=5, random_state=0,
               learning_rate_init=0.01)
     ref = lp.MLPClassifier(dtype="float64", **kw).fit(X, y)
     got = lp.MLPClassifier(device="cuda", **kw).fit(X, y)
