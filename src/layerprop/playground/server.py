@@ -28,7 +28,8 @@ from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from .session import MAX_MODEL_BYTES, Session
+from .session import MAX_MODEL_BYTES, Session, answer
+from .session import json_default as _json_default
 
 STATIC = Path(__file__).resolve().parent / "static"
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -132,14 +133,6 @@ def _same_origin(origin: str, host_header: str) -> bool:
     return _hostname(parts.netloc) == _hostname(host_header)
 
 
-def _json_default(x):
-    if hasattr(x, "item"):
-        return x.item()
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    return str(x)
-
-
 def _answer(session: Session, text: str) -> list:
     """The replies to one websocket message; every failure becomes an error message for the page."""
     if len(text) > MAX_MESSAGE_BYTES:
@@ -148,20 +141,7 @@ def _answer(session: Session, text: str) -> list:
         msg = json.loads(text)
     except ValueError:
         return [{"type": "error", "message": "a message must be JSON"}]
-    try:
-        return session.handle(msg)
-    except (ValueError, TypeError, OSError) as e:  # DataError, ModelFileError, SettingError are ValueErrors
-        out = {"type": "error", "message": str(e), "kind": type(e).__name__}
-    except MemoryError:
-        out = {"type": "error", "message": "out of memory: choose a smaller network or data set"}
-    except Exception as e:  # a bug: report it in the page and keep serving
-        log.exception("playground error")
-        out = {"type": "error", "message": f"internal error ({type(e).__name__}: {e})", "kind": "internal"}
-    if isinstance(msg, dict) and "id" in msg:
-        out["id"] = msg["id"]
-    if isinstance(msg, dict) and isinstance(msg.get("type"), str):
-        out["request"] = msg["type"]
-    return [out]
+    return answer(session, msg)
 
 
 def serve(host="127.0.0.1", port=8765, open_browser=True):

@@ -12,6 +12,7 @@ place where it is validated, with messages that name the setting and the bad val
 from __future__ import annotations
 
 import base64
+import logging
 import math
 import tempfile
 import warnings
@@ -68,6 +69,9 @@ DEFAULTS = {
 DATA_KEYS = ("dataset", "noise", "n_samples", "test_fraction", "data_seed", "target")
 NET_KEYS = ("features", "hidden", "activations", "head", "bias", "density", "phantom", "seed")
 TRAIN_KEYS = ("optimizer", "eta", "schedule", "lam", "batch_size", "eval_every", "per_update")
+
+
+log = logging.getLogger("layerprop.playground")
 
 
 class SettingError(ValueError):
@@ -798,6 +802,37 @@ def _b64(data, cap, what) -> bytes:
     if len(raw) > cap:
         raise DataError(f"{what} is larger than the limit of {cap // 1_000_000} MB")
     return raw
+
+
+def answer(session: Session, msg) -> list:
+    """The replies to one parsed message; every failure becomes an error message for the page.
+
+    The one path from a message to its replies, for the websocket (``server.py``) and the
+    Jupyter widget (``widget.py``) alike.
+    """
+    try:
+        return session.handle(msg)
+    except (ValueError, TypeError, OSError) as e:  # DataError, ModelFileError, SettingError are ValueErrors
+        out = {"type": "error", "message": str(e), "kind": type(e).__name__}
+    except MemoryError:
+        out = {"type": "error", "message": "out of memory: choose a smaller network or data set"}
+    except Exception as e:  # a bug: report it in the page and keep serving
+        log.exception("playground error")
+        out = {"type": "error", "message": f"internal error ({type(e).__name__}: {e})", "kind": "internal"}
+    if isinstance(msg, dict) and "id" in msg:
+        out["id"] = msg["id"]
+    if isinstance(msg, dict) and isinstance(msg.get("type"), str):
+        out["request"] = msg["type"]
+    return [out]
+
+
+def json_default(x):
+    """numpy scalars and arrays in replies as JSON numbers and lists."""
+    if hasattr(x, "item"):
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    return str(x)
 
 
 def _file_msg(name, mime, data: bytes) -> dict:

@@ -1,16 +1,33 @@
 // layerprop playground front end: draws what the server computes. No math of the algorithm
 // lives here (the layerprop library on the server computes every number); this file only
 // sends settings, and maps the numbers it receives to pixels and text.
+//
+// The same code runs in two places. The standalone page (index.html loads this file as a classic
+// script) talks to the server over a websocket and keeps the configuration in its URL: see
+// pageTransport() at the end. The Jupyter widget (widget.py builds an ES module from this file and
+// widget.js) mounts it in a shadow root and talks over anywidget's custom messages.
 "use strict";
 
-(function () {
-  const $ = (id) => document.getElementById(id);
+// Mount the playground on `root` (the page's document, or a widget's shadow root, holding the
+// markup of index.html's body) and talk to a Session through `transport`:
+//   transport.connect(h)    start; h.open() once messages can be sent, h.message(reply) for each
+//                           reply, h.close(text) when the connection is gone, h.configure(cfg) to
+//                           ask for a configuration (the page's URL changed)
+//   transport.send(msg)     send one message; false when not connected
+//   transport.start()       the messages to send on open (hello, then configure or state)
+//   transport.saveConfig(c) optional: keep the configuration the Session accepted (the URL)
+//   transport.link()        optional: a link that reproduces the configuration (Copy link)
+//   transport.view          optional: this view's id; a reply tagged with another view's id (or
+//                           null: pushed from Python) was not asked for here, so only the state
+//                           it carries is shown (several views of one widget stay in step)
+//   transport.disconnect()  optional: stop (the widget's view is removed)
+// Returns { stats, destroy }.
+function layerpropPlayground(root, transport) {
+  const $ = (id) => root.getElementById(id);
   const SVGNS = "http://www.w3.org/2000/svg";
   const CLASS_COLORS = ["#e0701c", "#1f6fb2", "#2e9d5b", "#9c4dcc", "#c9a100", "#d0435b", "#3aa9b5", "#6d6d6d"];
-  const stats = { updates: 0, errors: 0, messages: 0, playing: false, lastWalkMs: null };
-  window.layerprop = stats; // for tests and benchmarks
+  const stats = { updates: 0, errors: 0, messages: 0, playing: false, lastWalkMs: null }; // for tests and benchmarks
 
-  let ws = null;
   let opts = null;          // options from the server
   let cfg = null;           // the last configuration the server accepted
   let net = null;           // network view
@@ -24,30 +41,35 @@
   let drawQueued = false;
   let rateT0 = performance.now(), rateN = 0;
 
-  // -- websocket ---------------------------------------------------------------------------
+  // -- transport -----------------------------------------------------------------------------
+  const MIRRORED = new Set(["state", "config", "network", "update"]); // shown even when another view asked
   function connect() {
-    ws = new WebSocket(`ws://${location.host}/ws`);
-    ws.onopen = () => { send({ type: "hello" }); send({ type: "configure", config: configFromURL() }); };
-    ws.onmessage = (ev) => { stats.messages++; onMessage(JSON.parse(ev.data)); };
-    ws.onclose = () => { setPlaying(false); $("status").textContent = "disconnected: restart `layerprop playground` and reload"; };
+    transport.connect({
+      open: () => transport.start().forEach((m) => send(m)),
+      message: (m) => { stats.messages++; onMessage(m); },
+      close: (text) => { setPlaying(false); $("status").textContent = text; },
+      configure: (c) => { setPlaying(false); send({ type: "configure", config: c }); },
+    });
   }
 
   function send(msg, onReply) {
-    if (!ws || ws.readyState !== WebSocket.OPEN) return;
     msg.id = nextId++;
+    if (transport.view !== undefined) msg.view = transport.view;
+    if (!transport.send(msg)) return;
     if (onReply) pending.set(msg.id, onReply);
-    ws.send(JSON.stringify(msg));
   }
 
   function onMessage(m) {
-    const cb = m.id !== undefined ? pending.get(m.id) : undefined;
+    const foreign = transport.view !== undefined && m.view !== undefined && m.view !== transport.view;
+    if (foreign && !MIRRORED.has(m.type)) return; // another view's walk, file, error, ...
+    const cb = !foreign && m.id !== undefined ? pending.get(m.id) : undefined;
     if (cb) pending.delete(m.id);
     switch (m.type) {
       case "options": opts = m; fillOptions(); break;
-      case "state": clearAlert(); onState(m); break;
+      case "state": clearAlert(); onState(m, foreign); break;
       case "config": clearAlert(); cfg = m.config; fillControls(); saveURL(); break;
       case "network": net = m; cfg = m.config; fillControls(); saveURL(); drawNetwork(); break;
-      case "update": onUpdate(m); break;
+      case "update": onUpdate(m, foreign); break;
       case "neuron": drawNeuron(m); break;
       case "walk": onWalk(m); break;
       case "file": download(m); break;
@@ -93,15 +115,15 @@
 
   function fillControls() {
     if (!cfg) return;
-    NUM.forEach((k) => { if (document.activeElement !== $(k)) $(k).value = cfg[k]; });
+    NUM.forEach((k) => { if (root.activeElement !== $(k)) $(k).value = cfg[k]; });
     const ds = $("dataset");
     if (cfg.dataset.startsWith("upload:") && ![...ds.options].some((o) => o.value === cfg.dataset)) {
       option($("uploaded-group"), cfg.dataset, cfg.dataset.slice(7));
     }
     SEL.forEach((k) => { $(k).value = cfg[k]; });
     $("bias").checked = cfg.bias;
-    if (document.activeElement !== $("hidden")) $("hidden").value = cfg.hidden.join(",");
-    document.querySelectorAll("[data-feature]").forEach((c) => { c.checked = cfg.features.includes(c.value); });
+    if (root.activeElement !== $("hidden")) $("hidden").value = cfg.hidden.join(",");
+    root.querySelectorAll("[data-feature]").forEach((c) => { c.checked = cfg.features.includes(c.value); });
     buildActs();
   }
 
@@ -124,8 +146,8 @@
     SEL.forEach((k) => { c[k] = $(k).value; });
     c.bias = $("bias").checked;
     c.hidden = $("hidden").value;
-    c.activations = [...document.querySelectorAll("#acts select")].map((s) => s.value);
-    c.features = [...document.querySelectorAll("[data-feature]")].filter((x) => x.checked).map((x) => x.value);
+    c.activations = [...root.querySelectorAll("#acts select")].map((s) => s.value);
+    c.features = [...root.querySelectorAll("[data-feature]")].filter((x) => x.checked).map((x) => x.value);
     c.target = $("target").value || (cfg ? cfg.target : "");
     c.phantom = cfg ? cfg.phantom : [];
     Object.keys(c).forEach((k) => c[k] === undefined && delete c[k]);
@@ -142,28 +164,10 @@
     send({ type: "configure", config: c });
   }
 
-  function encodeConfig(c) {
-    const p = new URLSearchParams();
-    Object.entries(c).forEach(([k, v]) => {
-      if (k === "phantom") v = v.map((e) => e.join(".")).join(";");
-      else if (Array.isArray(v)) v = v.join(",");
-      p.set(k, String(v));
-    });
-    return p.toString();
-  }
-  function configFromURL() {
-    const h = location.hash.replace(/^#/, "");
-    if (!h) return {};
-    const c = {};
-    new URLSearchParams(h).forEach((v, k) => { c[k] = v; });
-    if (c.bias !== undefined) c.bias = c.bias === "true";
-    if (c.dataset && c.dataset.startsWith("upload:")) delete c.dataset; // the file is not in the link
-    return c;
-  }
-  function saveURL() { if (cfg) history.replaceState(null, "", "#" + encodeConfig(cfg)); }
+  function saveURL() { if (cfg && transport.saveConfig) transport.saveConfig(cfg); }
 
   // -- state and updates --------------------------------------------------------------------
-  function onState(m) {
+  function onState(m, foreign) {
     cfg = m.config; data = m.data; net = m.network;
     fillControls(); saveURL();
     const t = $("target"); t.textContent = "";
@@ -177,14 +181,16 @@
     closeWalk();
     last = null;
     drawNetwork();
-    onUpdate(m.update);
+    onUpdate(m.update, foreign);
   }
 
-  function onUpdate(u) {
+  function onUpdate(u, foreign) {
     last = u; stats.updates++; rateN++;
     stats.iteration = u.iteration; stats.loss = u.metrics.loss;
-    inFlight = false;
-    if (playing) requestTrain();
+    if (!foreign) { // an answer to this view's request: the next one may go
+      inFlight = false;
+      if (playing) requestTrain();
+    }
     if (!drawQueued) { drawQueued = true; requestAnimationFrame(drawAll); }
   }
 
@@ -535,19 +541,77 @@
       const f = e.target.files[0]; e.target.value = "";
       if (f) { setPlaying(false); readFile(f, (b64) => send({ type: "import_model", name: f.name, data: b64 })); }
     });
-    $("copylink").addEventListener("click", () => {
-      const done = () => { $("link-note").textContent = "link copied"; setTimeout(() => { $("link-note").textContent = ""; }, 2000); };
-      if (navigator.clipboard) navigator.clipboard.writeText(location.href).then(done, () => { $("link-note").textContent = location.href; });
-      else $("link-note").textContent = location.href;
-    });
+    if (transport.link) {
+      $("copylink").addEventListener("click", () => {
+        const href = transport.link();
+        const done = () => { $("link-note").textContent = "link copied"; setTimeout(() => { $("link-note").textContent = ""; }, 2000); };
+        if (navigator.clipboard) navigator.clipboard.writeText(href).then(done, () => { $("link-note").textContent = href; });
+        else $("link-note").textContent = href;
+      });
+    } else {
+      $("copylink").hidden = true; // no URL to keep the configuration in
+    }
     $("walk_start").addEventListener("click", () => { setPlaying(false); requestWalk(0); });
     $("walk_next").addEventListener("click", () => requestWalk(walk.step + 1));
     $("walk_prev").addEventListener("click", () => requestWalk(walk.step - 1));
     $("walk_close").addEventListener("click", closeWalk);
-    window.addEventListener("hashchange", () => { setPlaying(false); send({ type: "configure", config: configFromURL() }); });
-    window.addEventListener("resize", () => { drawNetwork(); if (last) drawLoss(last); });
+    window.addEventListener("resize", onResize);
+  }
+  function onResize() { drawNetwork(); if (last) drawLoss(last); }
+
+  function destroy() {
+    setPlaying(false);
+    window.removeEventListener("resize", onResize);
+    if (transport.disconnect) transport.disconnect();
   }
 
   wire();
   connect();
-})();
+  return { stats, destroy };
+}
+
+// The standalone page: a websocket to the server that served it; the configuration in the URL.
+function pageTransport() {
+  let ws = null;
+  function encodeConfig(c) {
+    const p = new URLSearchParams();
+    Object.entries(c).forEach(([k, v]) => {
+      if (k === "phantom") v = v.map((e) => e.join(".")).join(";");
+      else if (Array.isArray(v)) v = v.join(",");
+      p.set(k, String(v));
+    });
+    return p.toString();
+  }
+  function configFromURL() {
+    const h = location.hash.replace(/^#/, "");
+    if (!h) return {};
+    const c = {};
+    new URLSearchParams(h).forEach((v, k) => { c[k] = v; });
+    if (c.bias !== undefined) c.bias = c.bias === "true";
+    if (c.dataset && c.dataset.startsWith("upload:")) delete c.dataset; // the file is not in the link
+    return c;
+  }
+  return {
+    connect(h) {
+      ws = new WebSocket(`ws://${location.host}/ws`);
+      ws.onopen = h.open;
+      ws.onmessage = (ev) => h.message(JSON.parse(ev.data));
+      ws.onclose = () => h.close("disconnected: restart `layerprop playground` and reload");
+      window.addEventListener("hashchange", () => h.configure(configFromURL()));
+    },
+    send(msg) {
+      if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+      ws.send(JSON.stringify(msg));
+      return true;
+    },
+    start() { return [{ type: "hello" }, { type: "configure", config: configFromURL() }]; },
+    saveConfig(c) { history.replaceState(null, "", "#" + encodeConfig(c)); },
+    link() { return location.href; },
+  };
+}
+
+// A classic <script> (index.html) starts the page; in an ES module (the widget) currentScript is
+// null and the widget's render() mounts the playground instead.
+if (typeof document !== "undefined" && document.currentScript && document.getElementById("status")) {
+  window.layerprop = layerpropPlayground(document, pageTransport()).stats; // for tests and benchmarks
+}
