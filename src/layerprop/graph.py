@@ -179,9 +179,9 @@ def _graph_rng(seed):
     """The generator for edge sets: an int seed is mixed with a tag, so that
     ``LayeredGraph.random(..., seed=s)`` and ``Network(..., seed=s)`` draw independent streams
     (with one stream, the kept edges u < density would all start with negative weights)."""
-    if seed is None or isinstance(seed, np.random.Generator):
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence, np.random.BitGenerator)):
         return np.random.default_rng(seed)
-    return np.random.default_rng([int(seed), 0x45])  # 0x45: "E"
+    return np.random.default_rng([*np.atleast_1d(np.asarray(seed, dtype=np.int64)).tolist(), 0x45])  # 0x45: "E"
 
 
 def _check_sizes(sizes) -> tuple:

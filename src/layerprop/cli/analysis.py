@@ -141,7 +141,7 @@ def gradcheck_command(model_path, data, rows, sizes, activation, loss, density, 
             k = [int(s) for s in sizes.split(",")]
         except ValueError:
             raise click.BadParameter(f"{sizes!r} is not a list of layer sizes like 4,5,3", param_hint="--sizes") from None
-        graph = lp.LayeredGraph.random(k, density, seed=[seed, 1]) if density < 1 else lp.LayeredGraph.dense(k)
+        graph = lp.LayeredGraph.random(k, density, seed=seed) if density < 1 else lp.LayeredGraph.dense(k)
         net = lp.Network(graph, activation=activation, loss=loss, seed=seed)
         X = rng.normal(size=(rows, net.k[0]))
         Y = _random_targets(net, rows, rng)

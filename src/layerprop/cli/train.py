@@ -218,7 +218,7 @@ def train_command(data, target, task, output, hidden, activation, output_activat
     k_out = len(ds.classes) if classify else 1
     sizes = [d] + hidden_sizes + [k_out]
     if density is not None:
-        graph = lp.LayeredGraph.random(sizes, density, seed=[seed, 1])  # a stream apart from the init's
+        graph = lp.LayeredGraph.random(sizes, density, seed=seed)  # graph.py keeps its stream apart from the init's
     elif band is not None:
         graph = lp.LayeredGraph.banded(sizes, band)
     else:
