@@ -21,6 +21,7 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
 from scipy.special import softmax as _softmax
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -35,7 +36,7 @@ from sklearn.utils.optimize import _check_optimize_result
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import engines
-from ._xp import array_device, array_namespace, is_numpy_array, to_numpy
+from ._xp import array_device, array_namespace, is_array_api_obj, is_numpy_array, to_numpy
 from .activations import ACTIVATIONS, ALIASES
 from .graph import LayeredGraph
 from .network import Network
@@ -76,12 +77,62 @@ def _group(est, *arrays):
         raise ValueError(f"distributed=True needs solver='sgd' or 'adam'; got solver={est.solver!r}")
     from .distributed import group
     from .sgd import _data_hash
-    g = group(cuda=est.device == "cuda")
+    g = group(cuda=est.device == "cuda" or getattr(est, "_placement", ("numpy", None))[0] == "cuda")
     if arrays:
         parts = [p for a in arrays for p in ((a.data, a.indices, a.indptr) if sp.issparse(a) else (a,))]
         g.check_same({"params": repr(sorted(est.get_params().items())), "data": _data_hash(*parts)},
                      who=f"{type(est).__name__}.fit")
     return g
+
+
+# -- the Array API: inputs in other namespaces (torch, CuPy, array-api-strict) -------------------
+def _array_space(X):
+    """(namespace, device) of ``X`` when it is an array-API array other than NumPy's (torch, CuPy,
+    array-api-strict, ...); None for NumPy arrays, lists, DataFrames, scipy.sparse and dask arrays,
+    which scikit-learn's validation turns into NumPy as before."""
+    if X is None or isinstance(X, np.ndarray) or sp.issparse(X) or not is_array_api_obj(X):
+        return None
+    from array_api_compat import is_dask_array
+    if is_dask_array(X):
+        return None
+    return array_namespace(X), array_device(X)
+
+
+def _host(X):
+    """``X`` as NumPy when it is an array in another namespace (copied from the GPU); else as is."""
+    return to_numpy(X) if _array_space(X) is not None else X
+
+
+def _to_space(a, space):
+    """A NumPy result in the input's namespace and device (``space`` from :func:`_array_space`).
+    Results that are not numbers (string or object class labels) stay NumPy: torch and CuPy hold
+    no strings."""
+    if space is None or not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
+        return a
+    xp, device = space
+    return xp.asarray(np.ascontiguousarray(a), device=device)
+
+
+def _gpu_index(space):
+    """The CUDA device index of an input on a GPU (torch CUDA tensor, CuPy array); None on a CPU."""
+    if space is None:
+        return None
+    xp, device = space
+    name = getattr(xp, "__name__", "")
+    if "torch" in name:
+        return (device.index if device.index is not None else _current_cuda()) if device.type == "cuda" else None
+    if "cupy" in name:
+        return int(device.id)
+    return None
+
+
+def _current_cuda():
+    import torch
+    return torch.cuda.current_device()
+
+
+def _is_torch_space(space):
+    return space is not None and "torch" in getattr(space[0], "__name__", "")
 
 
 def _dense(X):
@@ -121,7 +172,7 @@ class _BaseMLP(BaseEstimator):
         "regularize_bias": ["boolean"],
         "connectivity": [None, list, Interval(Real, 0, 1, closed="right")],
         "validation_data": [None, tuple],
-        "device": [StrOptions({"cpu", "cuda"})],
+        "device": [None, StrOptions({"cpu", "cuda"})],
         "tf32": ["boolean"],
         "dtype": [None, StrOptions({"float32", "float64"})],
         "engine": [str],
@@ -135,6 +186,13 @@ class _BaseMLP(BaseEstimator):
         if np.any(np.array(hidden) <= 0):
             raise ValueError("hidden_layer_sizes must be > 0, got %s." % hidden)
         first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
+        space = _array_space(X)
+        placement = self._where_to_train(space)  # a clear ValueError when device= and X's device conflict
+        if first_pass:
+            self._placement = placement
+        else:
+            self._check_namespace(X, "partial_fit" if incremental else "fit")
+        X, y, sample_weight = _host(X), _host(y), _host(sample_weight)
         X, y_labels, Y = self._validate_input(X, y, incremental, reset=first_pass)
         sample_weight = self._sample_weight(sample_weight, X, y_labels, incremental)
         dtype = np.dtype(self.dtype or X.dtype)
@@ -146,6 +204,8 @@ class _BaseMLP(BaseEstimator):
         if self.distributed:  # every rank draws what rank 0 draws (layerprop.distributed)
             self._random_state = _group(self, X, Y, sample_weight).same_random_state(self._random_state)
         if first_pass:
+            xp, device = space if space is not None else (np, None)
+            self._fit_input_like = xp.zeros((0,), dtype=getattr(xp, dtype.name), device=device)
             self._initialize(X.shape[1], hidden, Y.shape[1], dtype)
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} outputs but the model was fitted with {self.n_outputs_}")
@@ -257,10 +317,52 @@ class _BaseMLP(BaseEstimator):
             return graph
         return LayeredGraph.random(sizes, float(c), seed=int(self._random_state.randint(np.iinfo(np.int32).max)))
 
+    def _where_to_train(self, space):
+        """Where the network trains, from ``device`` and the input's namespace and device:
+        ("numpy", None), ("torch", "cpu") for torch CPU tensors, or ("cuda", "cuda[:N]").
+
+        device=None follows the input: a torch CUDA tensor or a CuPy array trains on its own GPU,
+        a torch CPU tensor in torch on the CPU, anything else in NumPy. device='cuda' trains on a
+        GPU (an input already on one keeps its GPU). device='cpu' with an input on a GPU is a
+        conflict: ValueError rather than a silent copy off the GPU.
+        """
+        gpu = _gpu_index(space)
+        if self.device == "cpu" and gpu is not None:
+            raise ValueError(f"device='cpu' but X is on the GPU cuda:{gpu}; use device=None (follow the input) "
+                             "or device='cuda' to train there, or move X to the CPU first")
+        if gpu is not None:
+            return "cuda", f"cuda:{gpu}"
+        if self.device == "cuda":
+            return "cuda", "cuda"
+        if _is_torch_space(space) and space[1].type == "cpu":
+            return "torch", "cpu"
+        return "numpy", None
+
     def _to_device(self, net):
-        """The network on ``device`` (``layerprop.device.to_device``; tf32 checked there too)."""
+        """The network where it trains (see :meth:`_where_to_train`; ``layerprop.device.to_device``,
+        where tf32 is checked too)."""
         from .device import to_device
-        return to_device(net, self.device, tf32=self.tf32)
+        kind, device = getattr(self, "_placement", ("numpy", None))
+        if kind == "torch":
+            if self.tf32:
+                raise ValueError("tf32=True needs device='cuda' (TF32 is a GPU matrix-product mode)")
+            import torch
+            return net.to(torch, device=device)
+        return to_device(net, device if kind == "cuda" else (self.device or "cpu"), tf32=self.tf32)
+
+    def _check_namespace(self, X, method):
+        """With ``sklearn.set_config(array_api_dispatch=True)``: X must be in the namespace and on
+        the device of fit's X (scikit-learn's ``check_same_namespace``). Without it, any input is
+        converted where the network is."""
+        if not get_config()["array_api_dispatch"] or not hasattr(self, "_fit_input_like"):
+            return
+        from sklearn.utils._array_api import check_same_namespace
+        check_same_namespace(X, self, attribute="_fit_input_like", method=method)
+
+    def _output_space(self, X, method):
+        """The namespace and device the outputs of ``method`` go to: X's (None: NumPy)."""
+        self._check_namespace(X, method)
+        return _array_space(X)
 
     def _to_net(self, A):
         """A dense NumPy block in the network's namespace, dtype and device."""
@@ -494,13 +596,13 @@ class _BaseMLP(BaseEstimator):
         if len(data) not in (2, 3):
             raise ValueError("validation_data must be a tuple (X_val, y_val) or (X_val, y_val, sample_weight_val); "
                              f"got a tuple of {len(data)}")
-        X_val = validate_data(self, data[0], accept_sparse=["csr", "csc"], reset=False)
-        y_val = np.asarray(data[1])
+        X_val = validate_data(self, _host(data[0]), accept_sparse=["csr", "csc"], reset=False)
+        y_val = np.asarray(_host(data[1]))
         if y_val.ndim == 2 and y_val.shape[1] == 1:
             y_val = column_or_1d(y_val)
         if y_val.shape[0] != X_val.shape[0]:
             raise ValueError(f"validation_data: X_val has {X_val.shape[0]} rows but y_val has {y_val.shape[0]}")
-        sw_val = None if len(data) == 2 else _check_sample_weight(data[2], X_val)
+        sw_val = None if len(data) == 2 else _check_sample_weight(_host(data[2]), X_val)
         return X_val, y_val, sw_val
 
     # -- lbfgs: scipy's L-BFGS-B over the real edges only -------------------------------------
@@ -566,6 +668,13 @@ class _BaseMLP(BaseEstimator):
             return np.exp(o)
         return o
 
+    def _public_score(self, X, y, sample_weight, score_function):
+        """``score``: scikit-learn's metric in NumPy (any input namespace), a Python float."""
+        check_is_fitted(self)
+        self._check_namespace(X, "score")
+        y_pred = self._predict(_host(X))
+        return float(score_function(_host(y), y_pred, sample_weight=_host(sample_weight)))
+
     def _score_with_function(self, X, y, sample_weight, score_function):
         y_pred = self._predict(X, check_input=False)
         if np.issubdtype(y_pred.dtype, np.floating) and not np.isfinite(y_pred).all():
@@ -620,6 +729,7 @@ class _BaseMLP(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        tags.array_api_support = True
         return tags
 
 
@@ -680,10 +790,13 @@ _COMMON_DOC = """
     validation_data : tuple (X_val, y_val[, sample_weight_val]) or None, default=None
         A validation set used instead of the validation_fraction split; its scores are
         recorded in validation_scores_ each epoch.
-    device : {'cpu', 'cuda'}, default='cpu'
-        Where the network trains ('cuda' needs PyTorch with CUDA): the training data are moved
-        there once and sgd/adam epochs run as whole steps in CUDA graphs. Predictions come back
-        as NumPy arrays.
+    device : {'cpu', 'cuda'} or None, default=None
+        Where the network trains. None follows X: a torch CUDA tensor or CuPy array trains on its
+        GPU, a torch CPU tensor in torch on the CPU, anything else in NumPy. 'cuda' trains on a
+        GPU (needs PyTorch with CUDA): the training data are moved there once and sgd/adam epochs
+        run as whole steps in CUDA graphs. 'cpu' with X on a GPU raises ValueError. Outputs come
+        back in X's namespace and on its device (NumPy for NumPy input); see docs/estimators.md,
+        "Array API".
     tf32 : bool, default=False
         With device='cuda', allow TF32 matrix products (faster, about 10 bits of mantissa;
         process-wide, see ``layerprop.device.set_tf32``). False keeps strict float32.
@@ -763,7 +876,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  loss="log_loss", output_activation=None, l2=0.0, regularize_bias=True, connectivity=None,
-                 validation_data=None, class_weight=None, device="cpu", dtype=None, engine="auto",
+                 validation_data=None, class_weight=None, device=None, dtype=None, engine="auto",
                  distributed=False, tf32=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -891,6 +1004,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self : MLPClassifier
             The updated model.
         """
+        y, classes = _host(y), _host(classes)
         if _check_partial_fit_first_call(self, classes):
             self._label_binarizer = LabelBinarizer()
             if type_of_target(y).startswith("multilabel"):
@@ -909,9 +1023,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            In X's namespace and on its device for torch, CuPy and array-api-strict inputs when
+            the classes are numbers (string classes come back as NumPy).
         """
         check_is_fitted(self)
-        return self._predict(X)
+        space = self._output_space(X, "predict")
+        return _to_space(self._predict(_host(X)), space)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
@@ -932,8 +1049,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Returns
         -------
         y_prob : ndarray of shape (n_samples, n_classes)
+            In X's namespace and on its device for torch, CuPy and array-api-strict inputs.
         """
         check_is_fitted(self)
+        space = self._output_space(X, "predict_proba")
+        return _to_space(self._predict_proba(_host(X)), space)
+
+    def _predict_proba(self, X):
         y_pred = self._forward_pass_fast(X)
         if self._loss_name() == "squared":  # the book's loss: outputs clipped to [0, 1], rows normalized
             y_pred = np.clip(y_pred, 0, 1)
@@ -956,9 +1078,28 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Returns
         -------
         log_y_prob : ndarray of shape (n_samples, n_classes)
+            In X's namespace and on its device for torch, CuPy and array-api-strict inputs.
         """
-        y_prob = self.predict_proba(X)
-        return np.log(y_prob, out=y_prob)
+        check_is_fitted(self)
+        space = self._output_space(X, "predict_log_proba")
+        y_prob = self._predict_proba(_host(X))
+        return _to_space(np.log(y_prob, out=y_prob), space)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy on X and y (subset accuracy for multilabel), as scikit-learn's.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+            Computed in NumPy for inputs in any namespace (torch, CuPy, array-api-strict).
+        """
+        return self._public_score(X, y, sample_weight, accuracy_score)
 
     def _network_info(self):
         return {**super()._network_info(), "classes": self.classes_.tolist()}
@@ -999,7 +1140,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10,
                  max_fun=15000, output_activation=None, l2=0.0, regularize_bias=True, connectivity=None,
-                 validation_data=None, device="cpu", dtype=None, engine="auto", distributed=False, tf32=False):
+                 validation_data=None, device=None, dtype=None, engine="auto", distributed=False, tf32=False):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -1110,9 +1251,27 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Returns
         -------
         y : ndarray of shape (n_samples,) or (n_samples, n_outputs)
+            In X's namespace and on its device for torch, CuPy and array-api-strict inputs.
         """
         check_is_fitted(self)
-        return self._predict(X)
+        space = self._output_space(X, "predict")
+        return _to_space(self._predict(_host(X)), space)
+
+    def score(self, X, y, sample_weight=None):
+        """The coefficient of determination R^2 on X and y, as scikit-learn's.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+            Computed in NumPy for inputs in any namespace (torch, CuPy, array-api-strict).
+        """
+        return self._public_score(X, y, sample_weight, r2_score)
 
     def _predict(self, X, check_input=True):
         y_pred = self._forward_pass_fast(X, check_input=check_input)
