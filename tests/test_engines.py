@@ -189,3 +189,112 @@ def test_book_update_is_the_books_expression_exactly(dtype):
     got = book_update_(w.copy(), v.copy(), 0.1, 0.01, off=off, total=3.0, tmp=np.empty_like(w))
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(book_update_(w.copy(), v.copy(), 0.1, 0.0), w - 0.1 * v)
+
+
+# -- the fused float32 kernels (numba) --------------------------------------------------------------
+FUSED_CASES = [("sigmoid", "squared", None), ("sigmoid", "softmax_cross_entropy", None),
+               ("relu", "squared", "identity"), ("leaky_relu", "squared", "sigmoid"),
+               ("identity", "softmax_cross_entropy", None), ("tanh", "squared", None),
+               ("sigmoid", "binary_cross_entropy", None)]
+
+
+@needs_numba
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("act,loss,out", FUSED_CASES)
+def test_fused_kernels_equal_reference_and_numpy(act, loss, out, masked, weighted):
+    """NumpyEngine(fused=True) (numba kernels for the element-wise passes) = the reference and the
+    NumPy-only path, float32, on layers wide enough for several vector lanes per row."""
+    net = make_net(act, loss, out, "float32", masked=masked, sizes=(37, 70, 33, 10))
+    X, Y, r = make_data(net, 45)
+    r = r if weighted else None
+    want = ReferenceEngine().gradient_sums(net, X, Y, r)
+    plain = NumpyEngine(fused=False).gradient_sums(net, X, Y, r)
+    eng = NumpyEngine(fused=True)
+    for n in (45, 3, 45):  # buffers reused across batch sizes
+        got = eng.gradient_sums(net, X[:n], Y[:n], None if r is None else r[:n])
+    assert got[0] == pytest.approx(want[0], rel=TOL["float32"])
+    assert got[1] == pytest.approx(want[1], rel=TOL["float32"])
+    assert_close(got[2] + got[3], want[2] + want[3], "float32")
+    assert_close(got[2] + got[3], plain[2] + plain[3], "float32")
+    phantoms_zero(net, got[2], got[3])
+    np.testing.assert_allclose(eng.predict(net, X), net.predict(X), rtol=1e-5, atol=1e-6)
+
+
+@needs_numba
+def test_fused_sigmoid_exp_accuracy_and_saturation():
+    """The kernels' float32 exp: sigmoid within 2 ulp-ish of float64 over the whole range; huge
+    arguments saturate to 0 and 1 without nan."""
+    K = numba_single.fused_kernels()
+    x = np.concatenate([np.linspace(-100, 100, 200_001), [-1e30, -1e4, 1e4, 1e30, 0.0, -0.0]]).astype(np.float32)
+    for kernel in (K.bias_act, K.bias_act_par):
+        z = x[None, :].copy()
+        kernel(z, np.zeros(1, np.float32), False, 1, np.float32(0.01))
+        with np.errstate(over="ignore"):
+            want = 1 / (1 + np.exp(-x.astype(np.float64)))
+        assert np.all(np.isfinite(z))
+        assert np.max(np.abs(z[0] - want)) <= 2.5e-7
+        inner = x > -85  # below, exp(-x) is clamped at e^87: results < 2e-38 instead of smaller
+        assert np.max(np.abs(z[0] - want)[inner] / want[inner]) <= 1e-6
+        z = np.tile(x[:1000], (7, 1))
+        b = np.linspace(-3, 3, 1000).astype(np.float32)
+        kernel(z, b, True, 1, np.float32(0.01))
+        s = (x[:1000] + b).astype(np.float64)  # the sum rounded to float32, as in the kernel
+        np.testing.assert_allclose(z, np.tile(1 / (1 + np.exp(-s)), (7, 1)), rtol=1e-6, atol=1e-7)
+
+
+@needs_numba
+@pytest.mark.parametrize("lam,total,masked", [(0.01, 3.0, True), (0.0, None, False), (1e-4, 1024.0, False)])
+def test_fused_update_is_the_numpy_update_bit_for_bit(lam, total, masked):
+    from layerprop.engines.numpy_fast import FUSED_UPDATE_MIN, book_update_
+    rng = np.random.default_rng(1)
+    shape = (64, FUSED_UPDATE_MIN // 64 + 3)
+    w, v = rng.normal(size=shape).astype(np.float32), rng.normal(size=shape).astype(np.float32)
+    off = (rng.random(shape) < 0.3) if masked else None
+    if masked:
+        w[off] = 0
+    want = book_update_(w.copy(), v.copy(), 0.1, lam, off=off, total=total, fused=False)
+    got = book_update_(w.copy(), v.copy(), 0.1, lam, off=off, total=total)
+    np.testing.assert_array_equal(got, want)
+    K = numba_single.fused_kernels()
+    par = w.copy()
+    f = np.float32
+    K.update_par(par, v, f(0.1), f(lam), f(1.0 if total is None else total),
+                 np.zeros((1, 1), bool) if off is None else off, masked)
+    np.testing.assert_array_equal(par, want)
+    if total is not None:  # the book's expression
+        expr = np.where(off, 0, w - 0.1 * (v / total + lam * w)) if masked else w - 0.1 * (v / total + lam * w)
+        np.testing.assert_array_equal(got, expr)
+
+
+def test_fused_option_checked():
+    with pytest.raises(ValueError, match="fused"):
+        NumpyEngine(fused="yes")
+    assert NumpyEngine(fused=False).fused is False
+    if not numba_single.available():
+        with pytest.raises(ValueError, match="numba"):
+            NumpyEngine(fused=True)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("masked,regularize_bias,lam", [(False, True, 1e-3), (True, False, 1e-2), (True, True, 0.0)])
+def test_sgd_in_place_step_is_the_combine_then_update_loop(dtype, masked, regularize_bias, lam):
+    """lp.sgd's allocation-free step (the sums folded into the update) gives bit for bit the
+    weights of the plain loop: engine sums, combine (means), BookSGD.step."""
+    from layerprop.optim import BookSGD
+    from layerprop.sampling import batch_rows
+    from layerprop.sgd import combine
+    net = make_net("sigmoid", "squared", None, dtype, masked=masked, sizes=(40, 90, 70, 5))
+    X, Y, _ = make_data(net, 200)
+    tau, b = 23, 16
+    got = lp.sgd(net, X, Y, iterations=tau, batch_size=b, step_size=0.3, l2=lam, regularize_bias=regularize_bias,
+                 seed=4, eval_every=10, progress=False)
+    want, eng = net.copy(), NumpyEngine()
+    opt = BookSGD(want, lam=lam, regularize_bias=regularize_bias)
+    for i in range(1, tau + 1):
+        rows = batch_rows(4, i, 200, b, "uniform")
+        _, gW, gb = combine(*eng.gradient_sums(want, X[rows], Y[rows], None))
+        opt.step(want, gW, gb, 0.3)
+    for u, v in zip(got.network.W + got.network.b, want.W + want.b):
+        if u is not None:
+            np.testing.assert_array_equal(u, v)

@@ -8,10 +8,15 @@ Same math as ``backprop.py`` (SSBD 20.6), reorganized for speed on NumPy float32
   softplus layers and for a binary cross-entropy output;
 - the folded ``g[t] = delta[t] * sigma'(a[t])`` is computed in the same buffer as ``delta[t]``;
 - sample weights r scale g_T once (everything after it is linear in g_T);
-- dense layers skip the mask; the first layer skips delta_0 (no gradient w.r.t. the input).
+- dense layers skip the mask; the first layer skips delta_0 (no gradient w.r.t. the input);
+- float32 with numba installed: the element-wise passes (bias add + activation, sigma' from o,
+  the output delta and loss, the book's update) run as fused kernels with the rows split over the
+  cores (``numba_single.fused_kernels``); without numba (or ``fused=False``) the same math in NumPy.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 import numpy as np
 
@@ -20,6 +25,23 @@ _FROM_O = {"sigmoid", "tanh", "relu", "leaky_relu", "identity"}
 SUPPORTED_ACTIVATIONS = frozenset(_FROM_O | {"softplus"})
 SUPPORTED_LOSSES = frozenset({"squared", "softmax_cross_entropy", "binary_cross_entropy"})
 LEAKY_SLOPE = 0.01
+# activations the fused float32 kernels compute from o (numba_single.FUSED_ACTS)
+_FUSED_CODES = {"identity": 0, "sigmoid": 1, "relu": 3, "leaky_relu": 4}
+FUSED_UPDATE_MIN = 4096  # weights: smaller arrays are updated by NumPy (a kernel launch costs more)
+_HAS_NUMBA = None
+
+
+def fused_available() -> bool:
+    """True when numba is installed (the fused float32 kernels can be used)."""
+    global _HAS_NUMBA
+    if _HAS_NUMBA is None:
+        _HAS_NUMBA = importlib.util.find_spec("numba") is not None
+    return _HAS_NUMBA
+
+
+def _fused():
+    from .numba_single import fused_kernels
+    return fused_kernels()
 
 
 def supports(net) -> bool:
@@ -100,9 +122,21 @@ class NumpyEngine:
 
     name = "numpy"
 
-    def __init__(self):
+    def __init__(self, fused="auto"):
+        """``fused``: "auto" (the fused numba kernels for float32 when numba is installed), True
+        (required) or False (NumPy only)."""
+        if fused not in ("auto", True, False):
+            raise ValueError(f"fused must be 'auto', True or False; got {fused!r}")
+        if fused is True and not fused_available():
+            raise ValueError("fused=True needs numba (pip install 'layerprop[fast]')")
+        self.fused = fused_available() if fused == "auto" else fused
         self._buffers = {}
         self._masks = {}
+        self._slope32 = np.float32(LEAKY_SLOPE)
+
+    def _kernels(self, dt):
+        """The fused kernels when they apply to this dtype, else None."""
+        return _fused() if self.fused and dt == np.float32 else None
 
     def _buf(self, net, n):
         key = (tuple(net.k), n, net.W[0].dtype.str, tuple(f.name for f in net.act[1:]), net.loss.name,
@@ -130,9 +164,15 @@ class NumpyEngine:
     def forward(self, net, X, buf):
         """Forward pass (SSBD 20.6) into the buffers: o[t] = sigma_t(W_{t-1} o_{t-1} + b_{t-1})."""
         o = [X] + buf.o[1:]
+        K = self._kernels(net.W[0].dtype)
         for t in range(net.T):
             z = o[t + 1]
             np.matmul(o[t], net.W[t].T, out=z)
+            code = _FUSED_CODES.get(net.act[t + 1].name)
+            if K is not None and code is not None and buf.a[t + 1] is None:  # one pass: sigma(z + b)
+                has_b = net.b[t] is not None
+                K.bias_act(z, net.b[t] if has_b else z[0], has_b, code, self._slope32)
+                continue
             if net.b[t] is not None:
                 z += net.b[t]
             if buf.a[t + 1] is not None:
@@ -144,7 +184,13 @@ class NumpyEngine:
         """g_T = delta_T * sigma'(a_T) into buf.g[T] (scaled by r), and the loss on each row."""
         T, name = net.T, net.loss.name
         g, rows, tmp = buf.g[T], buf.rows[: o_T.shape[0]], buf.tmp[T]
-        if name == "squared":
+        K = self._kernels(o_T.dtype)
+        code = _FUSED_CODES.get(net.act[T].name)
+        if K is not None and name == "squared" and code is not None and a_T is None:
+            K.squared_out(o_T, Y, g, rows, code, self._slope32)
+        elif K is not None and name == "softmax_cross_entropy":
+            K.softmax_out(o_T, Y, g, rows)
+        elif name == "squared":
             np.subtract(o_T, Y, out=g)
             np.einsum("ij,ij->i", g, g, out=rows)
             rows *= 0.5
@@ -180,6 +226,7 @@ class NumpyEngine:
         buf = self._buf(net, n)
         offW, offb = self._phantoms(net)
         o = self.forward(net, X, buf)
+        K = self._kernels(net.W[0].dtype)
         loss_sum, weight_sum = self.output_g(net, o[T], buf.a[T], Y, r, buf)
         g = buf.g
         for t in range(T - 1, -1, -1):
@@ -192,7 +239,11 @@ class NumpyEngine:
                     np.copyto(buf.gb[t], 0, where=offb[t])
             if t > 0:  # delta_t = g_{t+1} W_t; g_t = delta_t * sigma'(a_t) (none for the input layer)
                 np.matmul(g[t + 1], net.W[t], out=g[t])
-                times_sigma_prime_(net.act[t].name, g[t], o[t], buf.a[t], buf.tmp[t])
+                code = _FUSED_CODES.get(net.act[t].name)
+                if K is not None and code is not None and buf.a[t] is None:
+                    K.times_prime(g[t], o[t], code, self._slope32)
+                else:
+                    times_sigma_prime_(net.act[t].name, g[t], o[t], buf.a[t], buf.tmp[t])
         return loss_sum, weight_sum, buf.gW, buf.gb
 
     def predict(self, net, X):
@@ -216,11 +267,25 @@ class NumpyEngine:
         return total
 
 
-def book_update_(w, v, eta, lam, off=None, total=None, tmp=None):
+_NO_MASK = np.zeros((1, 1), np.bool_)
+
+
+def book_update_(w, v, eta, lam, off=None, total=None, tmp=None, fused=None):
     """w <- w - eta (v / total + lam w) in place (SSBD 20.6; ``total`` the weight sum that makes the
     summed gradient a mean), the same operations in the same order as the expression (so the same
     numbers) without allocating when ``tmp`` (w's shape) is given; phantom entries (``off``) stay
-    exactly 0. Overwrites v."""
+    exactly 0. Overwrites v (except on the fused path, which leaves it as it was).
+
+    A float32 C-contiguous 2-D ``w`` of at least ``FUSED_UPDATE_MIN`` entries is updated by a
+    fused numba kernel when numba is installed (``fused=None``; ``fused=False``: NumPy): one pass,
+    rows split over the cores, the same IEEE operations in the same order, so the same bits."""
+    if (fused is not False and w.dtype == np.float32 and w.ndim == 2 and w.size >= FUSED_UPDATE_MIN
+            and w.flags.c_contiguous and v.shape == w.shape and v.dtype == w.dtype
+            and (off is None or off.shape == w.shape) and fused_available()):
+        f = np.float32
+        _fused().update(w, v, f(eta), f(lam), f(1.0 if total is None else total),
+                        _NO_MASK if off is None else off, off is not None)
+        return w
     if total is not None:
         np.divide(v, total, out=v)
     if lam:
