@@ -90,3 +90,65 @@ def test_gradient_sums_on_memmap_views(data):
     got = NumpyEngine().gradient_sums(net, view, Y[10:60], None)
     assert got[0] == want[0]
     M.release_pages()
+
+
+@pytest.mark.parametrize("kind", ["open_npy", "np.load"])
+def test_sgd_keeps_a_memmap_on_disk(data, kind, monkeypatch, tmp_path):
+    """lp.sgd on a memory-mapped X: the same weights as from memory, X is read in runs of rows
+    (checks, hash) and by batch (the row reads), never as a whole, and resume accepts it."""
+    import layerprop.memmap as lpm
+    X, Y, path = data
+    M = open_npy(path) if kind == "open_npy" else np.load(path, mmap_mode="r")
+    monkeypatch.setattr(lpm, "CHUNK_BYTES", 40 * 12 * 4)  # 40 rows per run
+    reads = []
+    orig = lpm._RowFile.rows
+    monkeypatch.setattr(lpm._RowFile, "rows", lambda self, idx: reads.append(len(idx)) or orig(self, idx))
+    net = lp.Network(lp.LayeredGraph.dense([12, 8, 3]), loss="softmax_cross_entropy", seed=0, dtype="float32")
+    kw = dict(epochs=2, batch_size=32, step_size=0.5, l2=1e-3, seed=3, progress=False)
+    want = lp.sgd(net, X, Y, **kw)
+    got = lp.sgd(net, M, Y, checkpoint=tmp_path / "ck", **kw)
+    for u, v in zip(want.network.W + want.network.b, got.network.W + got.network.b):
+        np.testing.assert_array_equal(u, v)
+    assert reads and max(reads) <= 40 and sum(reads) >= 2 * 300  # checks + hash by runs; batches
+    assert [r["train_loss"] for r in want.history] == [r["train_loss"] for r in got.history]
+    more = lp.sgd(net, np.asarray(X), Y, checkpoint=tmp_path / "ck", resume=True, **{**kw, "epochs": 3})
+    assert more.iterations == 3 * 10  # the in-memory copy hashes like the memmap: resumed
+
+
+def test_sgd_memmap_checks(tmp_path):
+    net = lp.Network(lp.LayeredGraph.dense([4, 3, 2]), seed=0, dtype="float32")
+    bad = np.ones((20, 4), np.float32)
+    bad[13, 2] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(ValueError, match="X contains NaN or inf"):
+        lp.sgd(net, open_npy(tmp_path / "bad.npy"), np.zeros((20, 2)), iterations=2, progress=False)
+    np.save(tmp_path / "wide.npy", np.ones((20, 5), np.float32))
+    with pytest.raises(ValueError, match="X must have shape"):
+        lp.sgd(net, np.load(tmp_path / "wide.npy", mmap_mode="r"), np.zeros((20, 2)), iterations=2, progress=False)
+    np.save(tmp_path / "y.npy", np.zeros((19, 2)))
+    with pytest.raises(ValueError, match="Y must have shape"):
+        lp.sgd(net, np.ones((20, 4)), np.load(tmp_path / "y.npy", mmap_mode="r"), iterations=2, progress=False)
+    np.save(tmp_path / "f64.npy", np.random.default_rng(0).random((20, 4)))  # another dtype: per batch
+    a = lp.sgd(net, np.load(tmp_path / "f64.npy"), np.zeros((20, 2)), iterations=5, batch_size=4, progress=False)
+    b = lp.sgd(net, open_npy(tmp_path / "f64.npy"), np.zeros((20, 2)), iterations=5, batch_size=4, progress=False)
+    for u, v in zip(a.network.W + a.network.b, b.network.W + b.network.b):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_data_hash_is_the_whole_bytes_digest(data):
+    """The chunked digest equals sha256 over the bytes of the whole arrays (old checkpoints resume)."""
+    import hashlib
+
+    from layerprop.sgd import _data_hash
+    X, Y, path = data
+    h = hashlib.sha256()
+    for a in (X, Y):
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    want = h.hexdigest()[:32]
+    assert _data_hash(X, Y, None) == want
+    assert _data_hash(open_npy(path), Y) == want
+    assert _data_hash(np.load(path, mmap_mode="r"), Y) == want
+    assert _data_hash(np.asfortranarray(X), Y) == want
+    assert _data_hash(X[:, :], Y) == want and _data_hash(X, Y[:, ::-1][:, ::-1]) == want
+    assert _data_hash(X[:299], Y) != want

@@ -159,3 +159,35 @@ def release_pages(X) -> None:
     release = getattr(X, "release_pages", None)
     if release is not None:
         release()
+
+
+CHUNK_BYTES = 16 << 20  # rows handed out at a time by row_chunks
+
+
+def as_paged(X, release_bytes=RELEASE_BYTES):
+    """``X`` (an ``np.memmap``) as a :class:`PagedMemmap` over the same mapping: row reads go
+    straight to the file where that is exact (a read-only or shared mapping of a whole C-ordered
+    array; never a copy-on-write one, whose changes the file does not hold), and mapped pages are
+    dropped every ``release_bytes``. A :class:`PagedMemmap` or anything else is returned as it is."""
+    if isinstance(X, PagedMemmap) or not isinstance(X, np.memmap):
+        return X
+    mm = getattr(X, "_mmap", None)
+    out = X.view(PagedMemmap)
+    out._pager = _Pager(mm, release_bytes)
+    whole = mm is not None and X.base is mm and X.ndim >= 1 and X.size and X.flags.c_contiguous
+    if whole and getattr(X, "mode", "c") in ("r", "r+", "w+") and getattr(X, "filename", None):
+        out._rowfile = _RowFile(X.filename, X.offset, X.shape, X.dtype)
+    return out
+
+
+def row_chunks(X, chunk_bytes=None):
+    """``X[s:e]`` for consecutive runs of rows of about ``chunk_bytes`` each, as in-memory arrays
+    where ``X`` is a :class:`PagedMemmap` that reads rows from its file; the mapped pages of a
+    memmap are released after each run, so a pass over the whole array keeps RSS bounded."""
+    n, chunk_bytes = X.shape[0], CHUNK_BYTES if chunk_bytes is None else chunk_bytes
+    row = max(1, X.dtype.itemsize * int(np.prod(X.shape[1:], dtype=np.int64)))
+    step = max(1, chunk_bytes // row)
+    for s in range(0, n, step):
+        yield X[s:s + step]
+        if isinstance(X, np.memmap):
+            release_pages(X)

@@ -131,17 +131,36 @@ class BookSGD(Optimizer):
 
     name = "sgd"
 
+    def _tmp(self, kind, t, w):
+        """A scratch array of w's shape for the in-place NumPy update (allocated once)."""
+        bufs = self.__dict__.setdefault("_tmps", {})
+        tmp = bufs.get((kind, t))
+        if tmp is None or tmp.shape != w.shape or tmp.dtype != w.dtype:
+            tmp = bufs[(kind, t)] = np.empty_like(w)
+        return tmp
+
     def _update(self, kind, t, w, g, lam, eta, m, off):
         if self.numpy:  # in place: the same operations as the expression below, in the same order
+            u = self._tmp(kind, t, w)  # (g is left as it is)
             if lam:
-                u = lam * w
+                np.multiply(w, lam, out=u)
                 u += g
             else:
-                u = g.copy()
+                np.copyto(u, g)
             u *= eta
             w -= u
             return self._mask(w, m, off)
         return self._mask(w - eta * (g + lam * w) if lam else w - eta * g, m, off)
+
+    def step_sums(self, net, gW, gb, eta, total) -> None:
+        """:meth:`step` from the gradient *sums* over a batch of total weight ``total`` (> 0), for
+        NumPy weights: w <- w - eta (v / total + lam w) in one in-place pass per array, without
+        allocating (``book_update_``; the fused kernel for large float32 arrays) and with the same
+        numbers as ``step(net, *combine(...)[1:], eta)``. Overwrites gW and gb."""
+        from .engines.numpy_fast import book_update_
+        self.t += 1
+        for kind, t, w, g, lam, m, off in self._arrays(net, gW, gb):
+            book_update_(w, g, eta, lam, off if m is not None else None, total, self._tmp(kind, t, w))
 
 
 class Momentum(Optimizer):

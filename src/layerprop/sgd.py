@@ -149,12 +149,24 @@ def _num_arg(value, name, positive=False):
 
 
 def _data_hash(*arrays) -> str:
+    """A digest of the arrays' shapes, dtypes and bytes (C order; the same as hashing ``tobytes()``),
+    read a chunk of rows at a time: no copy of a C-contiguous array, and a memory-mapped array
+    (``np.memmap``) is read in runs of rows with bounded resident memory."""
+    from .memmap import as_paged, row_chunks
     h = hashlib.sha256()
     for a in arrays:
-        if a is not None:
-            a = np.ascontiguousarray(to_numpy(a))
-            h.update(str((a.shape, a.dtype.str)).encode())
-            h.update(a.tobytes())
+        if a is None:
+            continue
+        a = as_paged(a) if isinstance(a, np.memmap) else to_numpy(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        if a.ndim == 0 or isinstance(a, np.memmap) or not a.flags.c_contiguous:
+            parts = row_chunks(a) if a.ndim else [a]
+        else:
+            parts = [a]
+        for c in parts:
+            c = np.ascontiguousarray(c)
+            if c.size:
+                h.update(memoryview(c.reshape(-1)).cast("B"))
     return h.hexdigest()[:32]
 
 
@@ -183,7 +195,47 @@ class _Setup:
     checkpoint: Optional[Path]
     checkpoint_every: Optional[int]
     recipe: dict = field(default_factory=dict)
-    data_hash: str = ""
+    _hash: Optional[str] = None
+
+    @property
+    def data_hash(self) -> str:
+        """The digest of the data (X, Y, sample weights, validation) that a checkpoint records
+        and a resume compares: computed on first use (a run without checkpoints never reads the
+        data a second time)."""
+        if self._hash is None:
+            self._hash = _data_hash(self.X, self.Y, self.r, *(self.val or ()))
+        return self._hash
+
+    @data_hash.setter
+    def data_hash(self, value):
+        self._hash = value
+
+
+def _mapped(A, net) -> bool:
+    """A 2-D ``np.memmap`` given to a NumPy network: kept on disk, read a batch at a time."""
+    return isinstance(A, np.memmap) and A.ndim == 2 and is_numpy_array(net.W[0])
+
+
+def _check_mapped(net, A, name, n=None):
+    """The checks of ``Network._check_X`` / ``_check_Y`` for a memory-mapped 2-D array, reading it a
+    run of rows at a time (bounded resident memory); returns (a PagedMemmap, False). Its dtype may
+    differ from the network's: each batch is converted when it is read (``_Run._batch``)."""
+    from .memmap import as_paged, row_chunks
+    if A.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array; got dtype {A.dtype}")
+    k = net.k[0] if name == "X" else net.k[-1]
+    if name == "X" and A.shape[1] != k:
+        raise ValueError(f"X must have shape ({k},) or (n, {k}) (k_0 = {k} inputs); got {tuple(A.shape)}")
+    if name == "X" and A.shape[0] < 1:
+        raise ValueError("X has no rows; need at least 1 example")
+    if name == "Y" and tuple(A.shape) != (n, k):
+        raise ValueError(f"Y must have shape ({n}, {k}) (k_T = {k} outputs); got {tuple(A.shape)}")
+    A = as_paged(A)
+    if A.dtype.kind == "f":
+        for c in row_chunks(A):
+            if not math.isfinite(float(np.sum(c))) and not bool(np.all(np.isfinite(c))):
+                raise ValueError(f"{name} contains NaN or inf")
+    return A, False
 
 
 def _check(net, X, Y, a) -> _Setup:
@@ -192,11 +244,11 @@ def _check(net, X, Y, a) -> _Setup:
         raise TypeError(f"net must be a layerprop Network; got {type(net).__name__}")
     if not net.trainable:
         raise ValueError("net uses the 'sign' activation, which is for forward use only; it cannot be trained")
-    X, single = net._check_X(X, min_rows=1)
+    X, single = _check_mapped(net, X, "X") if _mapped(X, net) else net._check_X(X, min_rows=1)
     if single:
         raise ValueError(f"X must be a 2-D array of rows (n, {net.k[0]}); got a single example of shape {tuple(X.shape)}")
     n = X.shape[0]
-    Y = net._check_Y(Y, n, False)
+    Y = _check_mapped(net, Y, "Y", n)[0] if _mapped(Y, net) else net._check_Y(Y, n, False)
     r = None if a["sample_weight"] is None else net._check_weights(a["sample_weight"], n)
     val = None
     if a["validation"] is not None:
@@ -250,7 +302,6 @@ def _check(net, X, Y, a) -> _Setup:
         raise TypeError(f"progress must be None (auto), True or False; got {a['progress']!r}")
     s = _Setup(X, Y, r, val, tau, schedule, a["optimizer"], opt_kw, b, mode, seed, eval_every, output,
                metric, bool(a["early_stopping"]), patience, tol, clip, ckpt, every)
-    s.data_hash = _data_hash(X, Y, r, *(val or ()))
     return s
 
 
@@ -294,6 +345,10 @@ class _Run:
         self.last_norm = None
         self.elapsed0, self.t0 = 0.0, time.perf_counter()
         self.stop_reason = None
+        # the allocation-free step (step_sums): the book's update on NumPy weights, nothing between
+        # the sums and the update (no all-reduce, clipping or averaging)
+        self._fold = (s.optimizer == "sgd" and hasattr(self.opt, "step_sums") and self.opt.numpy
+                      and reduce is None and s.clip_norm is None and self.avg is None)
 
     def _copy(self, arrays):
         xp = self.xp
@@ -306,7 +361,10 @@ class _Run:
         if A is None:
             return None
         if is_numpy_array(A):
-            return A[rows]
+            B = A[rows]
+            if isinstance(A, np.memmap):  # read from disk; maybe another dtype (_check_mapped)
+                B = np.asarray(B).astype(self.net.W[0].dtype, copy=False)
+            return B
         idx = self.xp.asarray(np.array(rows, dtype=np.int64), device=array_device(A))
         return self.xp.take(A, idx, axis=0)
 
@@ -319,6 +377,16 @@ class _Run:
             rows = self.dist.share(rows)  # this rank's part of the batch
         loss_sum, wsum, gW, gb = self.engine.gradient_sums(net, self._batch(s.X, rows), self._batch(s.Y, rows),
                                                            self._batch(s.r, rows))
+        if self._fold and type(wsum) is float and wsum != 0 and self.dist is None \
+                and not (i % s.eval_every == 0 or i == s.tau):
+            # the book's update straight from the sums (v_i = sums / wsum folded in), in place
+            loss = loss_sum / wsum
+            if not math.isfinite(loss):
+                raise self._diverged(i, f"the loss is {loss}")
+            self.opt.step_sums(net, gW, gb, s.schedule(i), wsum)
+            self.acc[0] += float(loss_sum)
+            self.acc[1] += float(wsum)
+            return
         loss, gW, gb = combine(loss_sum, wsum, gW, gb, self.reduce)
         if self.dist is not None:
             loss_sum, wsum = self.dist.totals  # the all-reduced sums
