@@ -358,10 +358,11 @@ def _build_fused():
                     v = zi[j]
                     zi[j] = v if v > f32(0.0) else v * slope
 
-    def times_prime(g, o, code, slope):
-        """g <- g * sigma'(a), sigma' from o = sigma(a)."""
+    def times_prime(g, o, code, slope, gb, sum_rows):
+        """g <- g * sigma'(a), sigma' from o = sigma(a); with ``sum_rows`` also gb = the column
+        sums of the new g (row by row, in NumPy's order for ``np.sum(g, axis=0)``)."""
         n, k = g.shape
-        for i in prange(n):
+        for i in range(n):
             gi, oi = g[i], o[i]
             if code == 1:
                 for j in range(k):
@@ -372,6 +373,13 @@ def _build_fused():
             elif code == 4:
                 for j in range(k):
                     gi[j] = gi[j] if oi[j] > f32(0.0) else gi[j] * slope
+            if sum_rows:
+                if i == 0:
+                    for j in range(k):
+                        gb[j] = gi[j]
+                else:
+                    for j in range(k):
+                        gb[j] += gi[j]
 
     def squared_out(o, y, g, rows, code, slope):
         """g = (o - y) sigma'(a_T), rows[i] = 1/2 ||o_i - y_i||^2 (accumulated in float64)."""
@@ -387,25 +395,26 @@ def _build_fused():
 
     def softmax_out(o, y, g, rows):
         """Softmax cross-entropy on the logits o: g = sum(y) softmax(o) - y,
-        rows[i] = sum(y) logsumexp(o_i) - y_i . o_i (float64 accumulators)."""
+        rows[i] = sum(y) logsumexp(o_i) - y_i . o_i (sums in float64)."""
         n, k = o.shape
         for i in prange(n):
             oi, yi, gi = o[i], y[i], g[i]
             m = oi[0]
             for j in range(1, k):
                 m = max(m, oi[j])
+            for j in range(k):
+                gi[j] = exp32(oi[j] - m)
             s = 0.0
             sy = 0.0
             syo = 0.0
             for j in range(k):
-                e = np.exp(np.float64(oi[j] - m))
-                s += e
+                s += gi[j]
                 sy += yi[j]
                 syo += np.float64(yi[j]) * np.float64(oi[j])
             rows[i] = sy * (np.float64(m) + np.log(s)) - syo
-            c = sy / s
+            c = f32(sy / s)
             for j in range(k):
-                gi[j] = np.float32(np.exp(np.float64(oi[j] - m)) * c) - yi[j]
+                gi[j] = gi[j] * c - yi[j]
 
     def update(w, v, eta, lam, total, off, masked):
         """The book's update with the same operations in the same order as ``book_update_``:

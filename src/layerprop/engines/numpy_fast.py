@@ -133,6 +133,7 @@ class NumpyEngine:
         self._buffers = {}
         self._masks = {}
         self._slope32 = np.float32(LEAKY_SLOPE)
+        self._dummy32 = np.zeros(1, np.float32)
 
     def _kernels(self, dt):
         """The fused kernels when they apply to this dtype, else None."""
@@ -229,19 +230,24 @@ class NumpyEngine:
         K = self._kernels(net.W[0].dtype)
         loss_sum, weight_sum = self.output_g(net, o[T], buf.a[T], Y, r, buf)
         g = buf.g
+        summed = False  # gb[t] already summed by the fused kernel that made g[t + 1]
         for t in range(T - 1, -1, -1):
             np.matmul(g[t + 1].T, o[t], out=buf.gW[t])
             if offW[t] is not None:
                 np.copyto(buf.gW[t], 0, where=offW[t])
             if buf.gb[t] is not None:
-                np.sum(g[t + 1], axis=0, out=buf.gb[t])
+                if not summed:
+                    np.sum(g[t + 1], axis=0, out=buf.gb[t])
                 if offb[t] is not None:
                     np.copyto(buf.gb[t], 0, where=offb[t])
+            summed = False
             if t > 0:  # delta_t = g_{t+1} W_t; g_t = delta_t * sigma'(a_t) (none for the input layer)
                 np.matmul(g[t + 1], net.W[t], out=g[t])
                 code = _FUSED_CODES.get(net.act[t].name)
                 if K is not None and code is not None and buf.a[t] is None:
-                    K.times_prime(g[t], o[t], code, self._slope32)
+                    gb = buf.gb[t - 1]
+                    summed = gb is not None and n > 0
+                    K.times_prime(g[t], o[t], code, self._slope32, gb if summed else self._dummy32, summed)
                 else:
                     times_sigma_prime_(net.act[t].name, g[t], o[t], buf.a[t], buf.tmp[t])
         return loss_sum, weight_sum, buf.gW, buf.gb
