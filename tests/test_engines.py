@@ -298,3 +298,20 @@ def test_sgd_in_place_step_is_the_combine_then_update_loop(dtype, masked, regula
     for u, v in zip(got.network.W + got.network.b, want.W + want.b):
         if u is not None:
             np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("engine", book_engines(), ids=lambda e: e.name)
+def test_run_book_sgd_dense_equals_reference_loop(engine, bias, dtype):
+    """Dense layers take the one-pass update W (1 - eta lam) - (eta g) o^T (fused with the next
+    example's W_0 x in the compiled loop): the reference loop's numbers, float64 <= 1e-12."""
+    net = make_net("sigmoid", "squared", None, dtype, bias=bias, masked=False, sizes=(50, 20, 4))
+    X, Y, _ = make_data(net, 30)
+    rng = np.random.default_rng(7)
+    rows, etas = rng.integers(0, 30, 60), rng.uniform(0.05, 0.3, 60)
+    want_net = net.copy()
+    want = reference_book_sgd(want_net, X, Y, rows, etas, 1e-2, True)
+    got = engine().run_book_sgd(net, X, Y, rows, etas, 1e-2, True)
+    assert got == pytest.approx(want, rel=TOL[dtype] * 10)
+    assert_close(net.W + net.b, want_net.W + want_net.b, dtype)

@@ -137,14 +137,15 @@ def _build():
         return total
 
     @jit
-    def update(t, W, b, M, bM, dense, has_bias, eta, lam, lam_b, g, o):
+    def update(t, W, b, M, bM, dense, has_bias, eta, lam, lam_b, g, o, c):
         """W_t <- W_t - eta (v + lam W_t) with v_ij = g_{t+1,i} o_{t,j} on the edges of E; the same for b_t."""
         Wt, gn, ot, Mt = W[t], g[t + 1], o[t], M[t]
         if dense[t]:
+            keep = c[1] - eta * lam
             for i in range(Wt.shape[0]):
-                gi = gn[i]
+                d, wi = eta * gn[i], Wt[i]
                 for j in range(Wt.shape[1]):
-                    Wt[i, j] -= eta * (gi * ot[j] + lam * Wt[i, j])
+                    wi[j] = wi[j] * keep - d * ot[j]
         else:
             for i in range(Wt.shape[0]):
                 gi = gn[i]
@@ -158,14 +159,27 @@ def _build():
                     bt[i] -= eta * (gn[i] + lam_b * bt[i])
 
     @jit
-    def update_first(W0, b0, bM0, dense0, M0, has_bias, eta, lam, lam_b, g1, x, x_next, z_next, more):
+    def update_first(W0, b0, bM0, dense0, M0, has_bias, eta, lam, lam_b, g1, x, x_next, z_next, more, c):
         """Layer 0's update W_0 <- W_0 - eta (g_1 x^T + lam W_0), fused with the next example's
         z = W_0 x_next (one pass over W_0 instead of two: each updated row is still in cache)."""
+        keep = c[1] - eta * lam
         for i in range(W0.shape[0]):
             gi = g1[i]
-            if dense0:
-                for j in range(W0.shape[1]):
-                    W0[i, j] -= eta * (gi * x[j] + lam * W0[i, j])
+            if dense0:  # W_0[i, j] (1 - eta lam) - (eta g_i) x_j: one pass of two multiply-adds
+                d, wi, k = eta * gi, W0[i], W0.shape[1]
+                w = wi[0] * keep - d * x[0]
+                wi[0] = w
+                if more:
+                    s = w * x_next[0]
+                    for j in range(1, k):
+                        w = wi[j] * keep - d * x[j]
+                        wi[j] = w
+                        s += w * x_next[j]
+                    z_next[i] = s
+                else:
+                    for j in range(1, k):
+                        wi[j] = wi[j] * keep - d * x[j]
+                continue
             else:
                 for j in range(W0.shape[1]):
                     if M0[i, j]:
@@ -204,10 +218,10 @@ def _build():
                         gt[j] += Wt[i, j] * gn[i]
                 for j in range(gt.shape[0]):
                     gt[j] *= sigma_prime(acts[t], a[t][j], o[t][j], c)
-                update(t, W, b, M, bM, dense, has_bias, eta, lam, lam_b, g, o)
+                update(t, W, b, M, bM, dense, has_bias, eta, lam, lam_b, g, o, c)
             more = it + 1 < N
             update_first(W[0], b[0], bM[0], dense[0], M[0], has_bias, eta, lam, lam_b, g[1], x,
-                         X[rows[it + 1] if more else n], z, more)
+                         X[rows[it + 1] if more else n], z, more, c)
         return total
 
     return run
