@@ -49,7 +49,8 @@ def _kernel():
 def _build():
     import numba
 
-    jit = numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True)
+    jit = numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, error_model="numpy")
+    exp32 = _make_exp32()
 
     @jit
     def sigma(code, a, c):
@@ -192,7 +193,7 @@ def _build():
                     b0[i] -= eta * (g1[i] + lam_b * b0[i])
 
     @jit
-    def run(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam, lam_b, a, o, g, c, z):
+    def run(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam, lam_b, a, o, g, c, z, is32):
         """The book's SGD with batch size 1 (SSBD 20.6), in place; returns the sum of the losses."""
         T, N = len(W), rows.shape[0]
         total = 0.0
@@ -202,10 +203,15 @@ def _build():
         for it in range(N):
             n, eta = rows[it], etas[it]
             x = X[n]
+            a1, o1 = a[1], o[1]
             for i in range(z.shape[0]):  # a_1 = W_0 x + b_0 (W_0 x computed with the last update)
-                v = z[i] + b[0][i] if has_bias else z[i]
-                a[1][i] = v
-                o[1][i] = sigma(acts[1], v, c)
+                a1[i] = z[i] + b[0][i] if has_bias else z[i]
+            if is32 and acts[1] == 1:  # float32 sigmoid: the vectorizable exp
+                for i in range(z.shape[0]):
+                    o1[i] = c[1] / (c[1] + exp32(-a1[i]))
+            else:
+                for i in range(z.shape[0]):
+                    o1[i] = sigma(acts[1], a1[i], c)
             forward(1, W, b, has_bias, acts, a, o, c)
             total += output_g(loss, acts[T], a[T], o[T], Y[n], g[T], c)
             for t in range(T - 1, 0, -1):
@@ -216,8 +222,13 @@ def _build():
                 for i in range(Wt.shape[0]):
                     for j in range(Wt.shape[1]):
                         gt[j] += Wt[i, j] * gn[i]
-                for j in range(gt.shape[0]):
-                    gt[j] *= sigma_prime(acts[t], a[t][j], o[t][j], c)
+                if acts[t] == 1:  # sigmoid: o (1 - o), one vectorizable loop
+                    ot = o[t]
+                    for j in range(gt.shape[0]):
+                        gt[j] *= ot[j] * (c[1] - ot[j])
+                else:
+                    for j in range(gt.shape[0]):
+                        gt[j] *= sigma_prime(acts[t], a[t][j], o[t][j], c)
                 update(t, W, b, M, bM, dense, has_bias, eta, lam, lam_b, g, o, c)
             more = it + 1 < N
             update_first(W[0], b[0], bM[0], dense[0], M[0], has_bias, eta, lam, lam_b, g[1], x,
@@ -263,7 +274,7 @@ class NumbaEngine(NumpyEngine):
         lam_b = lam if regularize_bias else 0.0
         total = _kernel()(W, b, M, bM, dense, has_bias, acts, LOSS_CODES[net.loss.name], X, Y, rows,
                           etas, dt.type(lam), dt.type(lam_b), a, o, g,
-                          np.array([0, 1, LEAKY_SLOPE], dtype=dt), np.zeros(net.k[1], dt))
+                          np.array([0, 1, LEAKY_SLOPE], dtype=dt), np.zeros(net.k[1], dt), dt == np.float32)
         for t in range(T):  # write back where a contiguous copy was used
             if W[t] is not net.W[t]:
                 net.W[t][...] = W[t]
@@ -304,12 +315,12 @@ def fused_kernels():
     return _FUSED
 
 
-def _build_fused():
-    import types
-
+def _make_exp32(inline="never"):
+    """exp for float32 as a numba function that LLVM can vectorize: Cody-Waite range reduction,
+    Cephes' degree-5 polynomial, 2^n from the exponent bits (~1e-7 relative; x clamped to
+    [-87, 88]: no inf, no denormals). Compiled with its own fastmath flags (no reassociation)."""
     import numba
     from llvmlite import ir
-    from numba import prange
     from numba.core import types as nt
     from numba.extending import intrinsic
 
@@ -322,14 +333,9 @@ def _build_fused():
         return sig, codegen
 
     f32 = np.float32
-    # 'contract' lets LLVM use FMA in the polynomial; no reassociation (the Cody-Waite steps need
-    # their order) and no finite-math assumptions (clamps and inf must behave).
-    fm = {"contract", "arcp", "nsz"}
-    inline = numba.njit(inline="always", fastmath=fm)
 
-    @inline
+    @numba.njit(inline=inline, fastmath={"contract", "arcp", "nsz"})
     def exp32(x):
-        """exp(x) for float32 x, vectorizable (x clamped to [-87, 88]: no inf, no denormals)."""
         x = min(max(x, f32(-87.0)), f32(88.0))
         n = np.floor(x * f32(1.44269504088896341) + f32(0.5))
         r = x - n * f32(0.693359375)
@@ -342,6 +348,21 @@ def _build_fused():
         p = p * r + f32(5.0000001201e-1)
         p = p * (r * r) + r + f32(1.0)
         return p * _f32_from_bits(np.int32((np.int32(n) + np.int32(127)) << np.int32(23)))
+    return exp32
+
+
+def _build_fused():
+    import types
+
+    import numba
+    from numba import prange
+
+    f32 = np.float32
+    # 'contract' lets LLVM use FMA in the polynomial; no reassociation (the Cody-Waite steps need
+    # their order) and no finite-math assumptions (clamps and inf must behave).
+    fm = {"contract", "arcp", "nsz"}
+    inline = numba.njit(inline="always", fastmath=fm)
+    exp32 = _make_exp32(inline="always")
 
     @inline
     def prime32(code, o, slope):
