@@ -328,15 +328,21 @@ CHILD = textwrap.dedent("""
     def hwm():  # this process's peak RSS in KiB (VmHWM: unlike ru_maxrss, not inherited across exec)
         return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
     before = hwm()
+    rows = perm[:batch]  # the first step alone: loads the fused kernels (numba, LLVM) if installed
+    eng.gradient_sums(net.copy(), X[rows], eye[labels[rows]], None)
+    warm = hwm()
     t0 = time.perf_counter()
-    for i in range(0, n, batch):
-        rows = perm[i:i + batch]
-        _, total, gW, gb = eng.gradient_sums(net, X[rows], eye[labels[rows]], None)
-        for t in range(net.T):
-            book_update_(net.W[t], gW[t], 0.05, 1e-4, total=total)
-            book_update_(net.b[t], gb[t], 0.05, 1e-4, total=total)
+    if sys.argv[4] == "sgd":  # the public training loop on the memmap (Y, 1e6 x 10 float32, in memory)
+        lp.sgd(net, X, eye[labels], epochs=1, batch_size=batch, step_size=0.05, l2=1e-4, seed=0, progress=False)
+    else:
+        for i in range(0, n, batch):
+            rows = perm[i:i + batch]
+            _, total, gW, gb = eng.gradient_sums(net, X[rows], eye[labels[rows]], None)
+            for t in range(net.T):
+                book_update_(net.W[t], gW[t], 0.05, 1e-4, total=total)
+                book_update_(net.b[t], gb[t], 0.05, 1e-4, total=total)
     dt = time.perf_counter() - t0
-    print(before, hwm(), dt)
+    print(before, warm, hwm(), dt)
 """)
 
 
@@ -354,13 +360,17 @@ def memmap_section(args, out):
         size = os.path.getsize(path) / 2 ** 30
         print(f"\n## Training from a memory-mapped .npy: {rows} x 784 float32 ({size:.2f} GiB, written in "
               f"{time.perf_counter() - t0:.0f} s), one epoch, batch {batch}, random row order")
-        res = subprocess.run([sys.executable, "-c", CHILD, path, str(batch), str(args.threads)],
-                             capture_output=True, text=True, check=True)
-        before, peak, dt = res.stdout.split()
-        before_mb, peak_mb = int(before) / 1024, int(peak) / 1024
-        print(f"peak RSS {peak_mb:.0f} MiB (after imports and setup {before_mb:.0f} MiB) for a {size * 1024:.0f} MiB "
-              f"file; epoch {float(dt):.1f} s = {rows / float(dt):.0f} examples/s")
-        out.append(("memmap", rows, peak_mb, before_mb, float(dt)))
+        for how in ("engine", "sgd"):
+            res = subprocess.run([sys.executable, "-c", CHILD, path, str(batch), str(args.threads), how],
+                                 capture_output=True, text=True, check=True)
+            before, warm, peak, dt = res.stdout.split()
+            before_mb, warm_mb, peak_mb = int(before) / 1024, int(warm) / 1024, int(peak) / 1024
+            what = ("engine + book_update_ loop" if how == "engine" else
+                    "lp.sgd(X=open_npy(...)) (checks X by runs of rows)")
+            print(f"{what}: peak RSS {peak_mb:.0f} MiB (after imports and setup {before_mb:.0f} MiB, after the "
+                  f"first step {warm_mb:.0f} MiB) for a {size * 1024:.0f} MiB file; epoch {float(dt):.1f} s = "
+                  f"{rows / float(dt):.0f} examples/s")
+            out.append(("memmap", how, rows, peak_mb, before_mb, float(dt)))
 
 
 def main(argv=None):
@@ -394,6 +404,8 @@ def main(argv=None):
         print(f"python {platform.python_version()}, numpy {np.__version__}, layerprop {lp.__version__}, "
               f"torch {getattr(torch, '__version__', 'not installed')}, sklearn {getattr(sklearn, '__version__', 'not installed')}, "
               f"numba {'installed' if numba_single.available() else 'not installed'}")
+        print("element-wise passes of the NumPy engine (float32): "
+              + ("fused numba kernels, one thread" if NumpyEngine().fused else "NumPy (numba not installed)"))
         out = []
         gemm = matmul_rate(1024 if args.quick else 2048, args.repeats)
         print(f"\nfloat32 matmul rate (numpy, {'1024' if args.quick else '2048'}^3): {gemm:.1f} GFLOP/s")
