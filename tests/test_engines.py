@@ -315,3 +315,17 @@ def test_run_book_sgd_dense_equals_reference_loop(engine, bias, dtype):
     got = engine().run_book_sgd(net, X, Y, rows, etas, 1e-2, True)
     assert got == pytest.approx(want, rel=TOL[dtype] * 10)
     assert_close(net.W + net.b, want_net.W + want_net.b, dtype)
+
+
+def test_fused_auto_leaves_small_batches_to_numpy():
+    """fused="auto" keeps small float32 batches on NumPy (no numba import for small networks): the
+    numbers are those of fused=False, bit for bit."""
+    from layerprop.engines.numpy_fast import FUSED_MIN_ELEMENTS
+    net = make_net("sigmoid", "softmax_cross_entropy", None, "float32", masked=False, sizes=(6, 9, 3))
+    X, Y, _ = make_data(net, 20)
+    assert 20 * 9 < FUSED_MIN_ELEMENTS
+    got = NumpyEngine().gradient_sums(net, X, Y, None)
+    want = NumpyEngine(fused=False).gradient_sums(net, X, Y, None)
+    assert got[0] == want[0]
+    for g, w in zip(got[2] + got[3], want[2] + want[3]):
+        np.testing.assert_array_equal(g, w)

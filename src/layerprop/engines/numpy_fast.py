@@ -28,6 +28,7 @@ LEAKY_SLOPE = 0.01
 # activations the fused float32 kernels compute from o (numba_single.FUSED_ACTS)
 _FUSED_CODES = {"identity": 0, "sigmoid": 1, "relu": 3, "leaky_relu": 4}
 FUSED_UPDATE_MIN = 4096  # weights: smaller arrays are updated by NumPy (a kernel launch costs more)
+FUSED_MIN_ELEMENTS = 8192  # batch rows x widest layer below which fused="auto" stays on NumPy
 _HAS_NUMBA = None
 
 
@@ -123,21 +124,29 @@ class NumpyEngine:
     name = "numpy"
 
     def __init__(self, fused="auto"):
-        """``fused``: "auto" (the fused numba kernels for float32 when numba is installed), True
-        (required) or False (NumPy only)."""
+        """``fused``: "auto" (the fused numba kernels for float32 batches of at least
+        ``FUSED_MIN_ELEMENTS`` activations in the widest layer, when numba is installed), True
+        (always for float32; needs numba) or False (NumPy only)."""
         if fused not in ("auto", True, False):
             raise ValueError(f"fused must be 'auto', True or False; got {fused!r}")
         if fused is True and not fused_available():
             raise ValueError("fused=True needs numba (pip install 'layerprop[fast]')")
         self.fused = fused_available() if fused == "auto" else fused
+        self._force = fused is True
         self._buffers = {}
         self._masks = {}
         self._slope32 = np.float32(LEAKY_SLOPE)
         self._dummy32 = np.zeros(1, np.float32)
 
-    def _kernels(self, dt):
-        """The fused kernels when they apply to this dtype, else None."""
-        return _fused() if self.fused and dt == np.float32 else None
+    def _kernels(self, net, n):
+        """The fused kernels when they apply (float32; with ``fused="auto"`` only for batches of at
+        least ``FUSED_MIN_ELEMENTS`` activations in the widest layer, so that small networks never
+        pay numba's import, ~0.8 s), else None."""
+        if not self.fused or net.W[0].dtype != np.float32:
+            return None
+        if not self._force and n * max(net.k[1:]) < FUSED_MIN_ELEMENTS:
+            return None
+        return _fused()
 
     def _buf(self, net, n):
         key = (tuple(net.k), n, net.W[0].dtype.str, tuple(f.name for f in net.act[1:]), net.loss.name,
@@ -165,7 +174,7 @@ class NumpyEngine:
     def forward(self, net, X, buf):
         """Forward pass (SSBD 20.6) into the buffers: o[t] = sigma_t(W_{t-1} o_{t-1} + b_{t-1})."""
         o = [X] + buf.o[1:]
-        K = self._kernels(net.W[0].dtype)
+        K = self._kernels(net, X.shape[0])
         for t in range(net.T):
             z = o[t + 1]
             np.matmul(o[t], net.W[t].T, out=z)
@@ -185,7 +194,7 @@ class NumpyEngine:
         """g_T = delta_T * sigma'(a_T) into buf.g[T] (scaled by r), and the loss on each row."""
         T, name = net.T, net.loss.name
         g, rows, tmp = buf.g[T], buf.rows[: o_T.shape[0]], buf.tmp[T]
-        K = self._kernels(o_T.dtype)
+        K = self._kernels(net, o_T.shape[0])
         code = _FUSED_CODES.get(net.act[T].name)
         if K is not None and name == "squared" and code is not None and a_T is None:
             K.squared_out(o_T, Y, g, rows, code, self._slope32)
@@ -227,7 +236,7 @@ class NumpyEngine:
         buf = self._buf(net, n)
         offW, offb = self._phantoms(net)
         o = self.forward(net, X, buf)
-        K = self._kernels(net.W[0].dtype)
+        K = self._kernels(net, n)
         loss_sum, weight_sum = self.output_g(net, o[T], buf.a[T], Y, r, buf)
         g = buf.g
         summed = False  # gb[t] already summed by the fused kernel that made g[t + 1]
