@@ -41,8 +41,12 @@ def network():
 
 
 def seconds_per_step(iterations, distributed=False):
-    """Median seconds per lp.sgd step (after a warm-up run); with distributed=True also the median
-    seconds per step spent in the all-reduce (Group.reduce)."""
+    """Median seconds per lp.sgd step in the steady state, with distributed=True also the median
+    seconds per step spent in the all-reduce (Group.reduce). A run's fixed costs (the start-up
+    check, the broadcast of the weights, the last evaluation: ~20 ms for 2 processes, which a
+    30-step run would spread as ~0.7 ms over every step) are left out by timing runs of 1 and of
+    1 + iterations steps: per step = (T(1 + iterations) - T(1)) / iterations, after a warm-up run
+    (numba's kernels compiled, the process group up)."""
     import layerprop as lp
     from layerprop import distributed as d
 
@@ -59,12 +63,16 @@ def seconds_per_step(iterations, distributed=False):
         d.Group.reduce = timed
     kw = dict(batch_size=BATCH, step_size=0.01, seed=0, progress=False, distributed=distributed)
     lp.sgd(network(), X, Y, iterations=3, eval_every=3, **kw)
-    runs = []
-    for _ in range(3):
+
+    def timed_run(n):
         spent.clear()
         t = time.perf_counter()
-        lp.sgd(network(), X, Y, iterations=iterations, eval_every=iterations, **kw)
-        runs.append(((time.perf_counter() - t) / iterations, sum(spent) / iterations))
+        lp.sgd(network(), X, Y, iterations=n, eval_every=n, **kw)
+        return time.perf_counter() - t, sum(spent)
+    runs = []
+    for _ in range(5):
+        short, long = timed_run(1), timed_run(1 + iterations)
+        runs.append(((long[0] - short[0]) / iterations, (long[1] - short[1]) / iterations))
     step = statistics.median(r[0] for r in runs)
     comm = statistics.median(r[1] for r in runs)
     return step, comm

@@ -113,15 +113,47 @@ class Group:
 
     def reduce(self, loss_sum, weight_sum, gW, gb):
         """The ``reduce`` of ``sgd.combine``: one all-reduce (sum over ranks) of a step's loss sum,
-        weight sum and gradient sums, packed in one buffer of the gradient's dtype."""
+        weight sum and gradient sums, packed in one buffer of the gradient's dtype.
+
+        The buffer is allocated once per run (per layout of the arrays) and reused: each step copies
+        the sums into it (one pass, no ``cat``, no new pages), all-reduces it in place and returns
+        views of it. So the returned gradient sums are overwritten by the next call (``sgd`` uses
+        them within the step: ``combine`` or the in-place ``step_sums``)."""
         arrays = list(gW) + list(gb)
-        live = [self._flat(a) for a in arrays if a is not None]
-        head = self.torch.tensor([loss_sum, weight_sum], dtype=live[0].dtype, device=live[0].device)
-        buf = self.torch.cat([head] + live)
-        self._collective("the all-reduce of a step's gradient", self.dist.all_reduce, buf)
-        self.totals = (float(buf[0]), float(buf[1]))
-        out = self._unflat(buf[2:], arrays)
-        return self.totals[0], self.totals[1], out[:len(gW)], out[len(gW):]
+        flat, views = self._step_buffer(arrays)
+        for v, a in zip(views, arrays):
+            if v is not None:
+                v[...] = a  # np.copyto / Tensor.copy_: the same values, in the buffer's dtype
+        flat[0], flat[1] = loss_sum, weight_sum
+        self._collective("the all-reduce of a step's gradient", self.dist.all_reduce, self._buf)
+        self.totals = (float(flat[0]), float(flat[1]))
+        return self.totals[0], self.totals[1], views[:len(gW)], views[len(gW):]
+
+    def _step_buffer(self, arrays):
+        """(the flat buffer, views of it shaped like ``arrays``) for this layout, made on the first
+        call (elements 0 and 1: the loss and weight sums): a torch tensor (what the all-reduce sees,
+        ``self._buf``) and, for NumPy sums, a NumPy view of the same memory (``torch.from_numpy``),
+        so filling and reading it copies nothing more."""
+        key = tuple(None if a is None else (tuple(a.shape), str(a.dtype), is_numpy_array(a),
+                                            None if is_numpy_array(a) else str(a.device)) for a in arrays)
+        if getattr(self, "_layout", None) != key:
+            live = [a for a in arrays if a is not None]
+            n = 2 + sum(math.prod(a.shape) for a in live)  # the loss and weight sums, then the gradient's
+            if is_numpy_array(live[0]):
+                flat = np.zeros(n, dtype=live[0].dtype)
+                self._buf = self.torch.from_numpy(flat)
+            else:
+                self._buf = flat = self.torch.zeros(n, dtype=live[0].dtype, device=live[0].device)
+            views, k = [], 2
+            for a in arrays:
+                if a is None:
+                    views.append(None)
+                    continue
+                m = math.prod(a.shape)
+                views.append(flat[k:k + m].reshape(tuple(a.shape)))
+                k += m
+            self._layout, self._flat_views = key, (flat, views)
+        return self._flat_views
 
     def _flat(self, a):
         t = self.torch.from_numpy(np.ascontiguousarray(a)) if is_numpy_array(a) else a

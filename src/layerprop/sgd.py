@@ -346,9 +346,9 @@ class _Run:
         self.elapsed0, self.t0 = 0.0, time.perf_counter()
         self.stop_reason = None
         # the allocation-free step (step_sums): the book's update on NumPy weights, nothing between
-        # the sums and the update (no all-reduce, clipping or averaging)
+        # the sums and the update (no clipping or averaging; a distributed run all-reduces the sums first)
         self._fold = (s.optimizer == "sgd" and hasattr(self.opt, "step_sums") and self.opt.numpy
-                      and reduce is None and s.clip_norm is None and self.avg is None)
+                      and s.clip_norm is None and self.avg is None)  # reduce: all-reduced sums first (step)
 
     def _copy(self, arrays):
         xp = self.xp
@@ -377,7 +377,11 @@ class _Run:
             rows = self.dist.share(rows)  # this rank's part of the batch
         loss_sum, wsum, gW, gb = self.engine.gradient_sums(net, self._batch(s.X, rows), self._batch(s.Y, rows),
                                                            self._batch(s.r, rows))
-        if self._fold and type(wsum) is float and wsum != 0 and self.dist is None \
+        reduce = self.reduce
+        if reduce is not None and self._fold and not (i % s.eval_every == 0 or i == s.tau):
+            loss_sum, wsum, gW, gb = reduce(loss_sum, wsum, gW, gb)  # distributed: fold the all-reduced sums
+            reduce = None
+        if self._fold and type(wsum) is float and wsum != 0 and reduce is None \
                 and not (i % s.eval_every == 0 or i == s.tau):
             # the book's update straight from the sums (v_i = sums / wsum folded in), in place
             loss = loss_sum / wsum
@@ -387,7 +391,7 @@ class _Run:
             self.acc[0] += float(loss_sum)
             self.acc[1] += float(wsum)
             return
-        loss, gW, gb = combine(loss_sum, wsum, gW, gb, self.reduce)
+        loss, gW, gb = combine(loss_sum, wsum, gW, gb, reduce)
         if self.dist is not None:
             loss_sum, wsum = self.dist.totals  # the all-reduced sums
         if not math.isfinite(loss):
