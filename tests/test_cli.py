@@ -432,3 +432,10 @@ def test_npz_round_trip(tmp_path):
     out = run("predict", m, data).stdout.splitlines()
     assert len(out) == 81 and set(out[1:]) <= {"0", "1"}
     assert json.loads(run("evaluate", m, data, "--json").stdout)["n"] == 80
+
+
+def test_hidden_zero_is_an_empty_layer_not_none():
+    from click.testing import CliRunner
+    from layerprop.cli import main as cli_main
+    r = CliRunner().invoke(cli_main, ["train", "iris", "--hidden", "0"])
+    assert r.exit_code == 2 and "write 'none' for no hidden layer" in r.output

@@ -31,7 +31,7 @@ MAX_HISTORY = 2000  # rows of the training history kept in the model file
 
 def _parse_hidden(text):
     text = (text or "").strip().lower()
-    if text in ("", "0", "none"):
+    if text in ("", "none"):
         return []
     sizes = []
     for part in text.split(","):
@@ -40,7 +40,8 @@ def _parse_hidden(text):
         except ValueError:
             raise click.BadParameter(f"{part.strip()!r} is not a layer size; write e.g. 64,32", param_hint="--hidden") from None
         if k < 1:
-            raise click.BadParameter(f"layer sizes must be >= 1; got {k}", param_hint="--hidden")
+            raise click.BadParameter(f"layer sizes must be >= 1 (an empty layer has no neurons); got {k}; "
+                                     "write 'none' for no hidden layer", param_hint="--hidden")
         sizes.append(k)
     return sizes
 
