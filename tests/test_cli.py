@@ -435,7 +435,5 @@ def test_npz_round_trip(tmp_path):
 
 
 def test_hidden_zero_is_an_empty_layer_not_none():
-    from click.testing import CliRunner
-    from layerprop.cli import main as cli_main
-    r = CliRunner().invoke(cli_main, ["train", "iris", "--hidden", "0"])
+    r = CliRunner().invoke(cli, ["train", "iris", "--hidden", "0"])
     assert r.exit_code == 2 and "write 'none' for no hidden layer" in r.output
