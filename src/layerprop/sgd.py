@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 
 from . import backprop as bp
-from ._xp import array_device, array_namespace, is_numpy_array, to_numpy
+from ._xp import array_device, array_namespace, asarray_like, is_numpy_array, to_numpy
 from .network import Network
 from .optim import get_optimizer
 from .sampling import MODES, batch_rows, batches_per_epoch, examples_seen, rows_for_range
@@ -600,8 +600,7 @@ class _Run:
 
     def restore(self, net, arrays, info):
         """Continue from a checkpoint's network, state arrays and info."""
-        xp = self.xp
-        conv = lambda a, like: None if like is None else xp.asarray(np.array(a, copy=True), dtype=like.dtype)
+        conv = lambda a, like: None if like is None else asarray_like(np.array(a, copy=True), like)
         self.net.replace_params([conv(net.W[t], w) for t, w in enumerate(self.net.W)],
                                 [None if v is None else conv(net.b[t], v) for t, v in enumerate(self.net.b)])
         self.opt.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("opt.")})
