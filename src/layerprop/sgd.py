@@ -210,6 +210,10 @@ class _Setup:
     def data_hash(self, value):
         self._hash = value
 
+    def evaluates_at(self, i) -> bool:
+        """Whether iteration i ends with an evaluation: every eval_every iterations, and the last."""
+        return i % self.eval_every == 0 or i == self.tau
+
 
 def _mapped(A, net) -> bool:
     """A 2-D ``np.memmap`` given to a NumPy network: kept on disk, read a batch at a time."""
@@ -398,7 +402,7 @@ class _Run:
             raise self._diverged(i, f"the loss is {loss}")
         if s.clip_norm is not None:
             gW, gb, self.last_norm = _clip(gW, gb, s.clip_norm)
-        elif i % s.eval_every == 0 or i == s.tau:
+        elif s.evaluates_at(i):
             self.last_norm = grad_norm(gW, gb)
         self.opt.step(net, gW, gb, s.schedule(i))
         self.acc[0] += float(loss_sum)
@@ -460,7 +464,7 @@ class _Run:
         tr = self.tr
         rows = self._chunk_rows(i0, i1)
         etas = [s.schedule(i) for i in range(i0 + 1, i1 + 1)]
-        head = i1 - i0 - 1 if (i1 % s.eval_every == 0 or i1 == s.tau) else i1 - i0
+        head = i1 - i0 - 1 if s.evaluates_at(i1) else i1 - i0
         loss_sum, wsum = tr.run(rows[:head], etas[:head])
         norm = self.last_norm
         if head < i1 - i0 and math.isfinite(loss_sum):  # the last iteration's ||v_i||, at w^(i1)
@@ -663,7 +667,7 @@ def _loop(run: _Run, s: _Setup):
         if s.checkpoint is not None:
             nxt = min(nxt, (i0 // s.checkpoint_every + 1) * s.checkpoint_every)
         run.run(i0, nxt)
-        if nxt % s.eval_every == 0 or nxt == s.tau:
+        if s.evaluates_at(nxt):
             run.evaluate()
         if s.checkpoint is not None and (nxt % s.checkpoint_every == 0 or nxt == s.tau or run.stop_reason):
             if not run._finite(run.net.W, run.net.b):
