@@ -36,8 +36,7 @@ class Optimizer:
     name = "base"
     _state_names: tuple = ()
 
-    def __init__(self, net, *, lam=0.0, regularize_bias=True, momentum=0.9, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8):
+    def __init__(self, net, *, lam=0.0, regularize_bias=True):
         if isinstance(lam, bool) or not isinstance(lam, Real) or not math.isfinite(lam) or lam < 0:
             raise ValueError(f"l2 (lambda) must be a finite number >= 0; got {lam!r}")
         self.lam = float(lam)
@@ -67,6 +66,17 @@ class Optimizer:
                 x[off] = 0.0
             return x
         return self.xp.where(m, x, self.xp.zeros((), dtype=x.dtype))
+
+    def _add(self, w, u, m, off):
+        """w + u with phantom entries exactly 0.0 (in place for NumPy)."""
+        if self.numpy:
+            w += u
+            return self._mask(w, m, off)
+        return self._mask(w + u, m, off)
+
+    def _direction(self, g, w, lam, m, off):
+        """d = v_i + lam w, masked (a new array: the gradient g is left as it is)."""
+        return self._mask(g + lam * w if lam else g + 0.0, m, off)
 
     def _arrays(self, net, gW, gb):
         """(W, gradient, lam, mask, phantom positions, state slot) for every weight array."""
@@ -173,10 +183,6 @@ class Momentum(Optimizer):
         super().__init__(net, **kw)
         self.mu = _check_unit(momentum, "momentum")
 
-    def _direction(self, g, w, lam, m, off):
-        d = g + lam * w if lam else g
-        return self._mask(d, m, off)
-
     def _update(self, kind, t, w, g, lam, eta, m, off):
         d = self._direction(g, w, lam, m, off)
         u = self._mask(self.mu * self._slot("velocity", kind, t) - eta * d, m, off)
@@ -184,10 +190,7 @@ class Momentum(Optimizer):
         return self._apply(w, u, d, eta, m, off)
 
     def _apply(self, w, u, d, eta, m, off):
-        if self.numpy:
-            w += u
-            return self._mask(w, m, off)
-        return self._mask(w + u, m, off)
+        return self._add(w, u, m, off)
 
 
 class Nesterov(Momentum):
@@ -196,11 +199,7 @@ class Nesterov(Momentum):
     name = "nesterov"
 
     def _apply(self, w, u, d, eta, m, off):
-        step = self.mu * u - eta * d
-        if self.numpy:
-            w += step
-            return self._mask(w, m, off)
-        return self._mask(w + step, m, off)
+        return self._add(w, self.mu * u - eta * d, m, off)
 
 
 class Adam(Optimizer):
@@ -220,17 +219,13 @@ class Adam(Optimizer):
 
     def _update(self, kind, t, w, g, lam, eta, m, off):
         xp = self.xp
-        d = self._mask(g + lam * w if lam else g + 0.0, m, off)
+        d = self._direction(g, w, lam, m, off)
         mo = self._mask(self.beta_1 * self._slot("m", kind, t) + (1 - self.beta_1) * d, m, off)
         s = self._mask(self.beta_2 * self._slot("s", kind, t) + (1 - self.beta_2) * (d * d), m, off)
         self._set_slot("m", kind, t, mo)
         self._set_slot("s", kind, t, s)
         rate = eta * math.sqrt(1 - self.beta_2 ** self.t) / (1 - self.beta_1 ** self.t)
-        upd = -rate * mo / (xp.sqrt(s) + self.epsilon)
-        if self.numpy:
-            w += upd
-            return self._mask(w, m, off)
-        return self._mask(w + upd, m, off)
+        return self._add(w, -rate * mo / (xp.sqrt(s) + self.epsilon), m, off)
 
 
 OPTIMIZERS = {"sgd": BookSGD, "momentum": Momentum, "nesterov": Nesterov, "adam": Adam}
