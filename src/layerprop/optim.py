@@ -241,8 +241,8 @@ def get_optimizer(name, net, **kw) -> Optimizer:
     return OPTIMIZERS[name](net, **{k: v for k, v in kw.items() if k in _KEYWORDS[name]})
 
 
+# the hyper-parameters each rule adds to lam and regularize_bias
+RULE_PARAMS = {"sgd": (), "momentum": ("momentum",), "nesterov": ("momentum",),
+               "adam": ("beta_1", "beta_2", "epsilon")}
 # which keywords each rule uses (the others are accepted and ignored, so one call fits all)
-_KEYWORDS = {"sgd": ("lam", "regularize_bias"),
-             "momentum": ("lam", "regularize_bias", "momentum"),
-             "nesterov": ("lam", "regularize_bias", "momentum"),
-             "adam": ("lam", "regularize_bias", "beta_1", "beta_2", "epsilon")}
+_KEYWORDS = {name: ("lam", "regularize_bias") + params for name, params in RULE_PARAMS.items()}

@@ -26,7 +26,7 @@ import numpy as np
 from . import backprop as bp
 from ._xp import array_device, array_namespace, asarray_like, is_numpy_array, to_numpy
 from .network import Network
-from .optim import get_optimizer
+from .optim import RULE_PARAMS, get_optimizer
 from .sampling import MODES, batch_rows, batches_per_epoch, examples_seen, rows_for_range
 from .schedules import get_schedule
 
@@ -313,8 +313,7 @@ def _recipe(s: _Setup, a: dict, engine_name: str) -> dict:
     """Everything needed to replay the run (JSON-serializable)."""
     sched = a["schedule"]
     sched_name = sched if isinstance(sched, str) else f"callable:{getattr(sched, '__name__', 'schedule')}"
-    kw = {"sgd": (), "momentum": ("momentum",), "nesterov": ("momentum",),
-          "adam": ("beta_1", "beta_2", "epsilon")}[s.optimizer]
+    kw = RULE_PARAMS[s.optimizer]
     return {
         "algorithm": "sgd", "iterations": s.tau, "epochs": a["epochs"], "step_size": float(a["step_size"]),
         "schedule": sched_name, "schedule_params": dict(a["schedule_kw"]), "l2": s.opt_kw["lam"],
