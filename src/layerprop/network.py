@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
-
 import numpy as np
 
 from . import backprop as bp
@@ -135,6 +133,7 @@ class Network:
 
     @property
     def loss_name(self):
+        """The loss's registry name (``losses.LOSSES``)."""
         return self.loss.name
 
     @property
