@@ -15,7 +15,8 @@ from ._xp import to_numpy
 def layer_jacobians(net, x, of="o"):
     """J_{a_t}(o_T) for t = 1..T and J_x(o_T), for one example x, as NumPy arrays.
 
-    Returns (Ja, Jx, trace): ``Ja[t]`` = J_{o_t}(o_T) diag(sigma'(a_t)) is k_T x k_t. With
+    Returns (Ja, Jx, trace, net), ``net`` being the NumPy copy the trace was computed on:
+    ``Ja[t]`` = J_{o_t}(o_T) diag(sigma'(a_t)) is k_T x k_t. With
     ``of="a"`` the Jacobians are of a_T instead of o_T (so Ja[T] = I).
     """
     net = net.to("numpy")
