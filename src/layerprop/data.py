@@ -1091,39 +1091,15 @@ def _from_sklearn(bunch, name, task) -> Dataset:
     return _labelled(bunch.data, y, [str(f) for f in bunch.feature_names], name, task)
 
 
-def _digits(seed, n_samples, noise):
-    from sklearn.datasets import load_digits
+def _bundled(name):
+    """scikit-learn's bundled set ``sklearn.datasets.load_<name>()``: fixed size, no noise."""
+    def load(seed, n_samples, noise):
+        from sklearn import datasets
 
-    _fixed_size("digits", n_samples, noise)
-    return _from_sklearn(load_digits(), "digits", "classification")
+        _fixed_size(name, n_samples, noise)
+        return _from_sklearn(getattr(datasets, f"load_{name}")(), name, _TASK_OF[name])
 
-
-def _iris(seed, n_samples, noise):
-    from sklearn.datasets import load_iris
-
-    _fixed_size("iris", n_samples, noise)
-    return _from_sklearn(load_iris(), "iris", "classification")
-
-
-def _wine(seed, n_samples, noise):
-    from sklearn.datasets import load_wine
-
-    _fixed_size("wine", n_samples, noise)
-    return _from_sklearn(load_wine(), "wine", "classification")
-
-
-def _breast_cancer(seed, n_samples, noise):
-    from sklearn.datasets import load_breast_cancer
-
-    _fixed_size("breast_cancer", n_samples, noise)
-    return _from_sklearn(load_breast_cancer(), "breast_cancer", "classification")
-
-
-def _diabetes(seed, n_samples, noise):
-    from sklearn.datasets import load_diabetes
-
-    _fixed_size("diabetes", n_samples, noise)
-    return _from_sklearn(load_diabetes(), "diabetes", "regression")
+    return load
 
 
 def _xor(seed, n_samples, noise):
@@ -1177,11 +1153,11 @@ def _toy(kind):
 
 
 DATASETS: dict[str, tuple[Callable, str]] = {
-    "digits": (_digits, "8x8 images of hand-written digits 0-9 (1797 x 64), scikit-learn"),
-    "iris": (_iris, "Fisher's iris flowers, 3 species (150 x 4), scikit-learn"),
-    "wine": (_wine, "wine cultivars, 3 classes (178 x 13), scikit-learn"),
-    "breast_cancer": (_breast_cancer, "Wisconsin breast cancer, 2 classes (569 x 30)"),
-    "diabetes": (_diabetes, "diabetes disease progression (442 x 10), scikit-learn"),
+    "digits": (_bundled("digits"), "8x8 images of hand-written digits 0-9 (1797 x 64), scikit-learn"),
+    "iris": (_bundled("iris"), "Fisher's iris flowers, 3 species (150 x 4), scikit-learn"),
+    "wine": (_bundled("wine"), "wine cultivars, 3 classes (178 x 13), scikit-learn"),
+    "breast_cancer": (_bundled("breast_cancer"), "Wisconsin breast cancer, 2 classes (569 x 30)"),
+    "diabetes": (_bundled("diabetes"), "diabetes disease progression (442 x 10), scikit-learn"),
     "xor": (_xor, "the 4 Boolean XOR points; noisy samples with n_samples/noise"),
     "parity": (_parity, "all 16 bit strings of 4 bits, label = parity"),
     "moons": (_moons, "two interleaving half circles, scikit-learn make_moons"),
