@@ -150,3 +150,8 @@ def test_network_facts():
     assert f["num_edges"] == 43 and f["num_edges_without_bias"] == 35 and f["depth"] == 2
     assert f["num_vertices"] == 14 and f["vc_sigmoid"]["lower_value"] == 43 ** 2
     assert f["finite_precision"]["log2_class_size_at_most"] == 32 * 43
+
+
+def test_per_example_with_sample_weight_is_refused():
+    with pytest.raises(ValueError, match="per_example=True gives one unweighted gradient per row"):
+        _net().backprop(np.zeros((2, 4)), np.zeros((2, 3)), sample_weight=np.ones(2), per_example=True)

@@ -227,6 +227,9 @@ class Network:
         if not self.trainable:
             raise ValueError("this network uses the 'sign' activation, which is for forward use only; "
                              "it cannot be trained or differentiated")
+        if per_example and sample_weight is not None:
+            raise ValueError("per_example=True gives one unweighted gradient per row; "
+                             "sample_weight does not apply to it (weight the rows yourself)")
         X, single = self._check_X(X, min_rows=1)
         Y = self._check_Y(Y, X.shape[0], single)
         r = None if sample_weight is None else self._check_weights(sample_weight, X.shape[0])
