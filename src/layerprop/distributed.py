@@ -321,8 +321,26 @@ def group(cuda=False) -> Group:
         except RuntimeError as e:
             raise DistributedError(f"distributed=True: could not join the process group: {_one_line(e)}") from None
         atexit.register(_leave)  # else gloo's threads may abort the interpreter's exit
+    _pin_compute_thread()
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
     return Group(dist.get_rank(), dist.get_world_size(), device)
+
+
+_PIN_CORES = None  # set by a launch() worker of 1 thread: the core its compute thread keeps to
+
+
+def _pin_compute_thread():
+    """In a :func:`launch` worker of one thread with a core of its own: keep this (the calling,
+    computing) thread on that core, once the process group is up. gloo's threads, started with
+    the process group, keep every core, so they run on whichever core is free and a step's
+    all-reduce does not queue behind the computation for a core (measured: docs/distributed.md)."""
+    global _PIN_CORES
+    if _PIN_CORES is not None:
+        try:
+            os.sched_setaffinity(0, _PIN_CORES)  # 0: the calling thread only (Linux)
+        except OSError:  # pragma: no cover - a cgroup that forbids it: run unpinned
+            pass
+        _PIN_CORES = None
 
 
 def _leave():
@@ -359,8 +377,13 @@ class _Failed:
 
 def _worker(fn, args, threads):
     """One local worker: ``fn(*args)`` with ``threads`` compute threads; exceptions are returned."""
+    global _PIN_CORES
     torch, _ = _torch()
     torch.set_num_threads(threads)
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else []
+    local_rank, local_size = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    if threads == 1 and local_size > 1 and local_size <= len(cores):
+        _PIN_CORES = {cores[local_rank]}  # applied by group(), after gloo has started its threads
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - scikit-learn brings it
