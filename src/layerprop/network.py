@@ -299,21 +299,33 @@ class Network:
         return network_svg(self)
 
 
-def gradient(net, X, Y, r=None, per_example=False) -> Gradient:
-    """Backpropagation on a batch: forward, delta_T, backward, gradient; W/b are means over rows."""
+def backward_pass(net, X, Y):
+    """Backpropagation's two passes on a batch (SSBD 20.6): a_t, o_t forward; delta_t, g_t backward;
+    and the loss on each row."""
     a, o = bp.forward(net.W, net.b, net.sigma, X)
     delta_T, g_T = bp.output_g(net.loss, net.act[-1].sigma_prime, a[-1], o[-1], Y)
     delta, g = bp.backward(net.W, net.sigma_prime, a, delta_T, g_T)
-    rows = bp.loss_rows(net.loss, a[-1], o[-1], Y)
+    return a, o, delta, g, bp.loss_rows(net.loss, a[-1], o[-1], Y)
+
+
+def loss_and_weight_sums(rows, r):
+    """The loss summed over the rows (weighted by r) and the weights' sum (the row count without r)."""
     xp = array_namespace(rows)
+    if r is None:
+        return float(xp.sum(rows)), float(rows.shape[0])
+    return float(xp.sum(rows * r)), float(xp.sum(r))
+
+
+def gradient(net, X, Y, r=None, per_example=False) -> Gradient:
+    """Backpropagation on a batch: forward, delta_T, backward, gradient; W/b are means over rows."""
+    a, o, delta, g, rows = backward_pass(net, X, Y)
     if per_example:
         gW, gb = bp.per_example_gradient(g, o, net.masks, net.bias_masks)
-        return Gradient(gW, gb, delta, g, float(xp.mean(rows)), Trace(a, o))
+        return Gradient(gW, gb, delta, g, float(array_namespace(rows).mean(rows)), Trace(a, o))
     gW, gb = bp.weight_gradient(g, o, net.masks, net.bias_masks, r)
-    total = X.shape[0] if r is None else xp.sum(r)
-    loss = float(xp.sum(rows) / total if r is None else xp.sum(rows * r) / total)
+    loss_sum, total = loss_and_weight_sums(rows, r)
     return Gradient([w / total for w in gW], [None if v is None else v / total for v in gb],
-                    delta, g, loss, Trace(a, o))
+                    delta, g, loss_sum / total, Trace(a, o))
 
 
 def _check_dtype(dtype) -> np.dtype:
