@@ -21,7 +21,6 @@ import dask.array as da  # noqa: E402
 from dask_ml.model_selection import HyperbandSearchCV  # noqa: E402
 from dask_ml.wrappers import Incremental  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 import layerprop as lp  # noqa: E402
 

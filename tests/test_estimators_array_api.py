@@ -9,7 +9,6 @@ to float32 rounding. See docs/estimators.md, "Array API".
 from __future__ import annotations
 
 import pickle
-import warnings
 
 import numpy as np
 import pytest

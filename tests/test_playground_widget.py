@@ -13,7 +13,7 @@ pytest.importorskip("anywidget")
 
 import layerprop as lp  # noqa: E402
 from layerprop import io as lp_io  # noqa: E402
-from layerprop.playground.session import Session, SettingError  # noqa: E402
+from layerprop.playground.session import SettingError  # noqa: E402
 from layerprop.playground.widget import PlaygroundWidget  # noqa: E402
 
 SMALL = {"dataset": "xor", "n_samples": 200, "hidden": [4], "activations": ["tanh"], "eta": 0.3}

@@ -173,6 +173,7 @@ def test_trainer_keeps_phantom_weights_zero(optimizer):
         assert bool((tn.b[t][~tn.bias_masks[t]] == 0).all())
         for Ws, bs in tr.opt.state.values():
             assert bool((Ws[t][~tn.masks[t]] == 0).all())
+            assert bool((bs[t][~tn.bias_masks[t]] == 0).all())
 
 
 def test_trainer_uses_and_returns_optimizer_state():

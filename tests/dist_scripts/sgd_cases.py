@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import numpy as np  # noqa: E402
 from cases import CASES, ESTIMATORS, X, Y, kwargs, network, run_estimator, summary  # noqa: E402
 
 import layerprop as lp  # noqa: E402

@@ -22,5 +22,5 @@ def playground_command(host, port, no_browser):
     try:
         from ..playground import serve
     except ImportError as e:  # starlette/uvicorn missing
-        raise click.ClickException(f"the playground needs its extra: pip install 'layerprop[playground]' ({e})")
+        raise click.ClickException(f"the playground needs its extra: pip install 'layerprop[playground]' ({e})") from None
     serve(host=host, port=port, open_browser=not no_browser)

@@ -89,12 +89,9 @@ def options() -> dict:
 
 
 def _onnx_available() -> bool:
-    try:
-        import layerprop
-        getattr(layerprop, "to_onnx")
-        return True
-    except Exception:
-        return False
+    """Whether ONNX export can work here: ``to_onnx`` imports onnx only when called."""
+    from importlib.util import find_spec
+    return find_spec("onnx") is not None
 
 
 # -- configuration ---------------------------------------------------------------------------------
