@@ -380,12 +380,11 @@ class _Run:
             rows = self.dist.share(rows)  # this rank's part of the batch
         loss_sum, wsum, gW, gb = self.engine.gradient_sums(net, self._batch(s.X, rows), self._batch(s.Y, rows),
                                                            self._batch(s.r, rows))
-        reduce = self.reduce
-        if reduce is not None and self._fold and not (i % s.eval_every == 0 or i == s.tau):
+        reduce, evaluates = self.reduce, s.evaluates_at(i)
+        if reduce is not None and self._fold and not evaluates:
             loss_sum, wsum, gW, gb = reduce(loss_sum, wsum, gW, gb)  # distributed: fold the all-reduced sums
             reduce = None
-        if self._fold and type(wsum) is float and wsum != 0 and reduce is None \
-                and not (i % s.eval_every == 0 or i == s.tau):
+        if self._fold and type(wsum) is float and wsum != 0 and reduce is None and not evaluates:
             # the book's update straight from the sums (v_i = sums / wsum folded in), in place
             loss = loss_sum / wsum
             if not math.isfinite(loss):
@@ -401,7 +400,7 @@ class _Run:
             raise self._diverged(i, f"the loss is {loss}")
         if s.clip_norm is not None:
             gW, gb, self.last_norm = _clip(gW, gb, s.clip_norm)
-        elif s.evaluates_at(i):
+        elif evaluates:
             self.last_norm = grad_norm(gW, gb)
         self.opt.step(net, gW, gb, s.schedule(i))
         self.acc[0] += float(loss_sum)
