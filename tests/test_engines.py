@@ -126,6 +126,30 @@ def test_run_book_sgd_equals_reference_loop(engine, act, loss, out, regularize_b
 
 @needs_numba
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("regularize_bias", [True, False])
+@pytest.mark.parametrize("act,loss,out", BOOK_CASES)
+def test_blocked_loop_equals_reference_loop(act, loss, out, regularize_bias, dtype):
+    """The compiled loop's blocks (dense W_0, here with masked later layers and masked bias edges):
+    every activation and loss, the reference loop's numbers; phantom entries stay exactly 0."""
+    masked = make_net(act, loss, out, dtype)
+    masks = [np.ones_like(masked.masks[0])] + list(masked.masks[1:])
+    g = lp.LayeredGraph(masked.k, masks, masked.bias_masks)
+    net = lp.Network(g, activation=act, output_activation=out, loss=loss, seed=4, dtype=dtype)
+    X, Y, _ = make_data(net, 20)
+    rng = np.random.default_rng(3)
+    rows, etas, lam = rng.integers(0, 20, 45), rng.uniform(0.05, 0.2, 45), 0.01
+    want_net = net.copy()
+    want = reference_book_sgd(want_net, X, Y, rows, etas, lam, regularize_bias)
+    eng = NumbaEngine()
+    eng.block = 8
+    got = eng.run_book_sgd(net, X, Y, rows, etas, lam, regularize_bias)
+    assert got == pytest.approx(want, rel=TOL[dtype] * 10)
+    assert_close(net.W + net.b, want_net.W + want_net.b, dtype)
+    phantoms_zero(net, net.W, net.b)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_numpy_fallback_equals_numba(dtype):
     net = make_net("sigmoid", "squared", None, dtype, bias=True, masked=False, sizes=(30, 12, 4))
     X, Y, _ = make_data(net, 50)
@@ -300,19 +324,33 @@ def test_sgd_in_place_step_is_the_combine_then_update_loop(dtype, masked, regula
             np.testing.assert_array_equal(u, v)
 
 
+def book_engine_blocks():
+    """(engine, block) pairs: the NumPy loop, and the compiled loop one example at a time (W_0
+    updated every example, fused with the next W_0 x) and in blocks (W_0 written once per block)."""
+    pairs = [(NumpyEngine, None)]
+    if numba_single.available():
+        pairs += [(NumbaEngine, 1), (NumbaEngine, 7), (NumbaEngine, 32)]
+    return pairs
+
+
+@pytest.mark.parametrize("lam", [1e-2, 0.0])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("engine", book_engines(), ids=lambda e: e.name)
-def test_run_book_sgd_dense_equals_reference_loop(engine, bias, dtype):
+@pytest.mark.parametrize("engine,block", book_engine_blocks(), ids=lambda v: getattr(v, "name", str(v)))
+def test_run_book_sgd_dense_equals_reference_loop(engine, block, bias, dtype, lam):
     """Dense layers take the one-pass update W (1 - eta lam) - (eta g) o^T (fused with the next
-    example's W_0 x in the compiled loop): the reference loop's numbers, float64 <= 1e-12."""
+    example's W_0 x in the compiled loop, or W_0 written once per block of examples): the
+    reference loop's numbers, float64 <= 1e-12. 60 rows: blocks of 7 and 32 end with a short one."""
     net = make_net("sigmoid", "squared", None, dtype, bias=bias, masked=False, sizes=(50, 20, 4))
     X, Y, _ = make_data(net, 30)
     rng = np.random.default_rng(7)
     rows, etas = rng.integers(0, 30, 60), rng.uniform(0.05, 0.3, 60)
     want_net = net.copy()
-    want = reference_book_sgd(want_net, X, Y, rows, etas, 1e-2, True)
-    got = engine().run_book_sgd(net, X, Y, rows, etas, 1e-2, True)
+    want = reference_book_sgd(want_net, X, Y, rows, etas, lam, True)
+    eng = engine()
+    if block is not None:
+        eng.block = block
+    got = eng.run_book_sgd(net, X, Y, rows, etas, lam, True)
     assert got == pytest.approx(want, rel=TOL[dtype] * 10)
     assert_close(net.W + net.b, want_net.W + want_net.b, dtype)
 
