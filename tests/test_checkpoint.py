@@ -67,6 +67,22 @@ def test_resume_gives_bitwise_the_same_weights(tmp_path, engine, optimizer, outp
     assert resumed.iterations == 200
 
 
+def test_resume_of_the_blocked_batch_one_loop_is_bitwise(tmp_path):
+    """Batch 1 with a dense W_0 runs in the compiled loop's blocks (numba installed): blocks start
+    at every chunk (evaluation or checkpoint), so a resumed run is the uninterrupted one bitwise."""
+    rng = np.random.default_rng(1)
+    X, Y = rng.normal(size=(60, 5)), rng.uniform(0.1, 0.9, size=(60, 2))
+    net = lp.Network(lp.LayeredGraph.dense([5, 40, 2]), seed=0)
+    kw = dict(step_size=0.2, l2=1e-3, validation=(X[:10], Y[:10]), eval_every=45, seed=2,
+              checkpoint_every=90, batch_size=1)
+    whole = lp.sgd(net, X, Y, iterations=400, checkpoint=tmp_path / "a", **kw)
+    first = lp.sgd(net, X, Y, iterations=180, checkpoint=tmp_path / "b", **kw)
+    assert first.iterations == 180
+    resumed = lp.sgd(net, X, Y, iterations=400, checkpoint=tmp_path / "b", resume=True, **kw)
+    _same(whole.network, resumed.network)
+    assert _strip(whole.history) == _strip(resumed.history)
+
+
 def test_checkpoints_do_not_change_the_run(tmp_path):
     net, X, Y, KW = ns["net"], ns["X"], ns["Y"], ns["KW"]
     kw = {**KW, "iterations": 300}
