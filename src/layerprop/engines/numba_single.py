@@ -73,7 +73,7 @@ def _build():
     import numba
 
     jit = numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, error_model="numpy")
-    exp32 = _make_exp32()
+    exp32 = _make_exp32(inline="always")  # inlined: the loops that call it vectorize
 
     @jit
     def sigma(code, a, c):
@@ -292,39 +292,39 @@ def _build():
         dt = W0.dtype
         U, xb, Z, G, D = (np.empty((K, k1), dt), np.empty((K, k0), dt), np.empty((K, k1), dt),
                           np.empty((K, K), dt), np.empty((k1, k0), dt))  # reused: no allocation per block
-        a1 = a[1]
+        a1, o1, g1 = a[1], o[1], g[1]  # views taken once, outside the loops
         for s0 in range(0, N, K):
             kb = min(K, N - s0)
             if kb < K:  # the last, shorter block
                 U, xb, Z, G = np.empty((kb, k1), dt), np.empty((kb, k0), dt), np.empty((kb, k1), dt), np.empty((kb, kb), dt)
             for r in range(kb):
-                xb[r] = X[rows[s0 + r]]
+                n = rows[s0 + r]
+                for j in range(k0):
+                    xb[r, j] = X[n, j]
             np.dot(xb, W0.T, Z)  # V x_s, one row per example of the block
             np.dot(xb, xb.T, G)  # x_r . x_s
             C = one
             for s in range(kb):
                 it = s0 + s
                 n, eta = rows[it], etas[it]
-                zs = Z[s]
                 for i in range(k1):
-                    a1[i] = zs[i]
+                    a1[i] = Z[s, i]
                 for r in range(s):
-                    grs, ur = G[r, s], U[r]
+                    grs = G[r, s]
                     for i in range(k1):
-                        a1[i] -= ur[i] * grs
+                        a1[i] -= U[r, i] * grs
                 if has_bias:
                     for i in range(k1):
                         a1[i] = C * a1[i] + b0[i]
                 else:
                     for i in range(k1):
                         a1[i] = C * a1[i]
-                hidden_out(acts, a1, o[1], c, is32)
+                hidden_out(acts, a1, o1, c, is32)
                 total += upper_step(W, b, M, bM, dense, has_bias, acts, loss, Y[n], eta, lam, lam_b, a, o, g, c)
                 C = C * (one - eta * lam)
                 coef = eta / C
-                g1, us = g[1], U[s]
                 for i in range(k1):
-                    us[i] = coef * g1[i]
+                    U[s, i] = coef * g1[i]
                 if has_bias:
                     update_first_bias(b0, bM[0], eta, lam_b, g1)
             np.dot(U.T, xb, D)
