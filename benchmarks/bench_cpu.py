@@ -240,6 +240,8 @@ def book_section(args, out):
     res["plain numpy loop"] = median_time(lambda: plain_numpy_loop(net.copy(), X, Y, rows[:m]), args.repeats) / m
     if torch is not None:
         res["pytorch-eager loop"] = median_time(lambda: torch_loop(net, X, Y, rows[:m]), args.repeats) / m
+        res["pytorch-eager optim loop"] = median_time(lambda: torch_optim_loop(net, X, Y, rows[:m]),
+                                                      args.repeats) / m
     else:
         print("pytorch-eager loop: skipped (not installed)")
     base = res.get("layerprop (numba)")
@@ -263,6 +265,7 @@ def plain_numpy_loop(net, X, Y, rows):
 
 
 def torch_loop(net, X, Y, rows):
+    """A lean PyTorch eager loop: torch.autograd.grad and the update written in place."""
     W, b = torch_params(net)
     Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
     for n in rows.tolist():
@@ -274,6 +277,22 @@ def torch_loop(net, X, Y, rows):
         with torch.no_grad():
             for p, g in zip(W + b, gs):
                 p -= ETA * (g + LAM * p)
+
+
+def torch_optim_loop(net, X, Y, rows):
+    """The same loop as PyTorch users write it, as in the minibatch group: backward() and
+    torch.optim.SGD (weight decay lam) per example."""
+    W, b = torch_params(net)
+    opt = torch.optim.SGD(W + b, lr=ETA, weight_decay=LAM)
+    Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
+    for n in rows.tolist():
+        o = Xt[n]
+        for t in range(len(W)):
+            o = torch.sigmoid(W[t] @ o + b[t])
+        l = 0.5 * ((o - Yt[n]) ** 2).sum()
+        opt.zero_grad(set_to_none=False)
+        l.backward()
+        opt.step()
 
 
 def predict_section(args, gemm, out):

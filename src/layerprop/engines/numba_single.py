@@ -28,7 +28,7 @@ from .numpy_fast import NumpyEngine, supports as numpy_supports
 ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softplus": 5}
 LOSS_CODES = {"squared": 0, "softmax_cross_entropy": 1, "binary_cross_entropy": 2}
 LEAKY_SLOPE = 0.01
-MEMMAP_CHUNK = 8192  # rows read at a time from a memory-mapped X
+MEMMAP_CHUNK = 8192  # rows read at a time from a memory-mapped X (a multiple of NumbaEngine.block)
 
 _KERNEL = None
 
@@ -54,6 +54,25 @@ def _kernel():
 _BLAS = None
 
 
+def _gemms():
+    """SciPy's BLAS sgemm and dgemm as external functions that numba code can call (every
+    argument by reference, as Fortran BLAS takes them). They are registered with LLVM under names
+    of their own and called by name, so the machine code in numba's cache finds them again in the
+    next process (a ctypes function would put this process's address into the cached code)."""
+    import llvmlite.binding as ll
+    import scipy.linalg.cython_blas  # noqa: F401
+    from numba import types
+    from numba.extending import get_cython_function_address
+
+    signature = types.void(*([types.voidptr] * 13))
+    out = []
+    for name in ("sgemm", "dgemm"):
+        symbol = f"layerprop_scipy_{name}"
+        ll.add_symbol(symbol, get_cython_function_address("scipy.linalg.cython_blas", name))
+        out.append(types.ExternalFunction(symbol, signature))
+    return tuple(out)
+
+
 def _one_blas_thread():
     """A context in which the BLAS libraries run one thread each.
 
@@ -63,7 +82,7 @@ def _one_blas_thread():
     2-thread products on a loaded machine 10-700 us)."""
     global _BLAS
     if _BLAS is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls SciPy's BLAS: load it first)
+        import scipy.linalg.cython_blas  # noqa: F401  (the loop calls SciPy's BLAS: load it first)
         from threadpoolctl import ThreadpoolController
         _BLAS = ThreadpoolController()
     return _BLAS.limit(limits=1, user_api="blas")
@@ -74,6 +93,26 @@ def _build():
 
     jit = numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, error_model="numpy")
     exp32 = _make_exp32(inline="always")  # inlined: the loops that call it vectorize
+    # the steps of one example, inlined into the loop at numba's level: arrays passed across a
+    # call cost atomic reference-count updates per call
+    step = numba.njit(inline="always", fastmath={"reassoc", "contract", "nsz", "arcp"}, error_model="numpy")
+
+    gemms = _gemms()
+
+    @jit
+    def gemm(is32, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, Cm, ldc, chars, ints, scal):
+        """Cm <- alpha op(A) op(B) + beta Cm by SciPy's BLAS, in its column-major terms (a C-order
+        array is its transpose there; ta, tb: 0 'N', 1 'T'). chars ('N', 'T'), ints and scal: scratch
+        arrays for the arguments BLAS takes by reference."""
+        ints[0], ints[1], ints[2], ints[3], ints[4], ints[5] = m, n, k, lda, ldb, ldc
+        scal[0], scal[1] = alpha, beta
+        args = (chars[ta:].ctypes, chars[tb:].ctypes, ints[0:].ctypes, ints[1:].ctypes, ints[2:].ctypes,
+                scal[0:].ctypes, A.ctypes, ints[3:].ctypes, B.ctypes, ints[4:].ctypes, scal[1:].ctypes,
+                Cm.ctypes, ints[5:].ctypes)
+        if is32:
+            gemms[0](*args)
+        else:
+            gemms[1](*args)
 
     @jit
     def sigma(code, a, c):
@@ -116,21 +155,19 @@ def _build():
             s += Wt[i, j] * x[j]
         return s
 
-    @jit
-    def forward(t0, W, b, has_bias, acts, a, o, c):
-        """Forward pass (SSBD 20.6) from layer t0: a_{t+1} = W_t o_t + b_t, o_{t+1} = sigma(a_{t+1})."""
-        for t in range(t0, len(W)):
-            Wt, ot, at, on = W[t], o[t], a[t + 1], o[t + 1]
-            for i in range(Wt.shape[0]):
-                s = Wt[i, 0] * ot[0]
-                for j in range(1, Wt.shape[1]):
-                    s += Wt[i, j] * ot[j]
-                if has_bias:
-                    s += b[t][i]
-                at[i] = s
-                on[i] = sigma(acts[t + 1], s, c)
+    @step
+    def layer_forward(Wt, bt, has_bias, code, ot, at, on, c):
+        """One layer of the forward pass (SSBD 20.6): a_{t+1} = W_t o_t + b_t, o_{t+1} = sigma(a_{t+1})."""
+        for i in range(Wt.shape[0]):
+            s = Wt[i, 0] * ot[0]
+            for j in range(1, Wt.shape[1]):
+                s += Wt[i, j] * ot[j]
+            if has_bias:
+                s += bt[i]
+            at[i] = s
+            on[i] = sigma(code, s, c)
 
-    @jit
+    @step
     def output_g(loss, act_T, a_T, o_T, y, g_T, c):
         """g_T = delta_T * sigma'(a_T) into g_T; returns the loss on this example."""
         k = o_T.shape[0]
@@ -160,16 +197,30 @@ def _build():
                 g_T[i] = o_T[i] - y[i]
         return total
 
-    @jit
-    def update(t, W, b, M, bM, dense, has_bias, eta, lam, lam_b, g, o, c):
+    @step
+    def layer_backward(Wt, gn, gt, code, at, ot, c):
+        """delta_t = W_t^T g_{t+1} (with W_t before its update), then g_t = delta_t sigma'(a_t)."""
+        for j in range(gt.shape[0]):
+            gt[j] = 0
+        for i in range(Wt.shape[0]):
+            for j in range(Wt.shape[1]):
+                gt[j] += Wt[i, j] * gn[i]
+        if code == 1:  # sigmoid: o (1 - o), one vectorizable loop
+            for j in range(gt.shape[0]):
+                gt[j] *= ot[j] * (c[1] - ot[j])
+        else:
+            for j in range(gt.shape[0]):
+                gt[j] *= sigma_prime(code, at[j], ot[j], c)
+
+    @step
+    def layer_update(Wt, bt, Mt, bMt, dense_t, has_bias, eta, lam, lam_b, gn, ot, c):
         """W_t <- W_t - eta (v + lam W_t) with v_ij = g_{t+1,i} o_{t,j} on the edges of E; the same for b_t."""
-        Wt, gn, ot, Mt = W[t], g[t + 1], o[t], M[t]
-        if dense[t]:
+        if dense_t:
             keep = c[1] - eta * lam
             for i in range(Wt.shape[0]):
-                d, wi = eta * gn[i], Wt[i]
+                d = eta * gn[i]
                 for j in range(Wt.shape[1]):
-                    wi[j] = wi[j] * keep - d * ot[j]
+                    Wt[i, j] = Wt[i, j] * keep - d * ot[j]
         else:
             for i in range(Wt.shape[0]):
                 gi = gn[i]
@@ -177,7 +228,6 @@ def _build():
                     if Mt[i, j]:
                         Wt[i, j] -= eta * (gi * ot[j] + lam * Wt[i, j])
         if has_bias:
-            bt, bMt = b[t], bM[t]
             for i in range(bt.shape[0]):
                 if bMt[i]:
                     bt[i] -= eta * (gn[i] + lam_b * bt[i])
@@ -232,26 +282,26 @@ def _build():
 
     @jit
     def upper_step(W, b, M, bM, dense, has_bias, acts, loss, y, eta, lam, lam_b, a, o, g, c):
-        """From o_1 on: the forward pass, g_T, then for t = T-1..1 g_t = (W_t^T g_{t+1}) sigma'(a_t)
-        with the old W_t, and W_t's update; leaves g_1 for layer 0's update. Returns l(w)."""
+        """From o_1 on: the forward pass, g_T, then for t = T-1..1 g_t with the old W_t and W_t's
+        update; leaves g_1 for layer 0's update. Returns l(w) on this example."""
         T = len(W)
-        forward(1, W, b, has_bias, acts, a, o, c)
+        for t in range(1, T):
+            layer_forward(W[t], b[t], has_bias, acts[t + 1], o[t], a[t + 1], o[t + 1], c)
         total = output_g(loss, acts[T], a[T], o[T], y, g[T], c)
         for t in range(T - 1, 0, -1):
-            Wt, gn, gt = W[t], g[t + 1], g[t]
-            for j in range(gt.shape[0]):
-                gt[j] = 0
-            for i in range(Wt.shape[0]):
-                for j in range(Wt.shape[1]):
-                    gt[j] += Wt[i, j] * gn[i]
-            if acts[t] == 1:  # sigmoid: o (1 - o), one vectorizable loop
-                ot = o[t]
-                for j in range(gt.shape[0]):
-                    gt[j] *= ot[j] * (c[1] - ot[j])
-            else:
-                for j in range(gt.shape[0]):
-                    gt[j] *= sigma_prime(acts[t], a[t][j], o[t][j], c)
-            update(t, W, b, M, bM, dense, has_bias, eta, lam, lam_b, g, o, c)
+            layer_backward(W[t], g[t + 1], g[t], acts[t], a[t], o[t], c)
+            layer_update(W[t], b[t], M[t], bM[t], dense[t], has_bias, eta, lam, lam_b, g[t + 1], o[t], c)
+        return total
+
+    @step
+    def one_hidden_step(W1, b1, M1, bM1, dense1, has_bias, act1, act2, loss, y, eta, lam, lam_b,
+                        a1, o1, a2, o2, g1, g2, c):
+        """upper_step for T = 2 (one hidden layer) on arrays taken out of the tuples once per call:
+        a tuple's array taken per example costs atomic reference counts (~10% of the example)."""
+        layer_forward(W1, b1, has_bias, act2, o1, a2, o2, c)
+        total = output_g(loss, act2, a2, o2, y, g2, c)
+        layer_backward(W1, g2, g1, act1, a1, o1, c)
+        layer_update(W1, b1, M1, bM1, dense1, has_bias, eta, lam, lam_b, g2, o1, c)
         return total
 
     @jit
@@ -277,33 +327,41 @@ def _build():
         return total
 
     @jit
-    def run_blocked(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam, lam_b, a, o, g, c, is32, K):
-        """The same iterates with a dense W_0, K examples at a time. Within a block, with V = W_0
-        at its start, C_s = prod_{r<s} (1 - eta_r lam) and u_r = (eta_r / C_{r+1}) g_{1,r}:
-            W_0^(s) = C_s (V - sum_{r<s} u_r x_r^T),  so  W_0^(s) x_s = C_s (V x_s - sum_{r<s} u_r (x_r . x_s)).
-        V x_s for the block and the x_r . x_s are two matrix products, and W_0 is written once per
-        block, W_0 <- C_K (V - U^T X_block), instead of once per example (the same numbers in exact
-        arithmetic; rounding differs from the one-pass loop by float32/float64 round-off)."""
+    def run_blocked(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam, lam_b, a, o, g, c, is32, K,
+                    every):
+        """The same iterates with a dense W_0, K examples at a time. W_0 is kept as S V (a scalar S,
+        the product of the decays 1 - eta lam so far, and V stored in W_0's array); within a block,
+        with C_s = prod_{r<s} (1 - eta_r lam) since its start and u_r = eta_r / (S C_{r+1}) g_{1,r}:
+            W_0^(s) = S C_s (V - sum_{r<s} u_r x_r^T),  so  W_0^(s) x_s = S C_s (V x_s - sum_{r<s} u_r (x_r . x_s)).
+        V x_s for the block and the x_r . x_s are two matrix products; V <- V - U^T X_block is a
+        third, once per block, and W_0 = S V is written at the end, every ``every`` examples (so a
+        run split into calls of that many rows, as from a memory-mapped file, rounds the same) and
+        when S gets small: one pass over W_0 per block instead of a read and a write per example.
+        The same numbers in exact arithmetic; the rounding differs from the one-pass loop's."""
         N = rows.shape[0]
         W0, b0 = W[0], b[0]
         k1, k0 = W0.shape
         one = c[1]
         total = 0.0
         dt = W0.dtype
-        U, xb, Z, G, D = (np.empty((K, k1), dt), np.empty((K, k0), dt), np.empty((K, k1), dt),
-                          np.empty((K, K), dt), np.empty((k1, k0), dt))  # reused: no allocation per block
+        U, xb, Z, G = np.empty((K, k1), dt), np.empty((K, k0), dt), np.empty((K, k1), dt), np.empty((K, K), dt)
+        chars, ints, scal = np.array([78, 84], np.uint8), np.zeros(6, np.int32), np.zeros(2, dt)
+        S, S_MIN = one, dt.type(0.5)  # W_0 = S V
         a1, o1, g1 = a[1], o[1], g[1]  # views taken once, outside the loops
+        two = len(W) == 2  # one hidden layer: its arrays too (h: an index numba cannot check statically)
+        h = 1 if two else 0
+        W1, b1, M1, bM1, dense1, a2, o2, g2 = W[h], b[h], M[h], bM[h], dense[h], a[h + 1], o[h + 1], g[h + 1]
         for s0 in range(0, N, K):
             kb = min(K, N - s0)
             if kb < K:  # the last, shorter block
                 U, xb, Z, G = np.empty((kb, k1), dt), np.empty((kb, k0), dt), np.empty((kb, k1), dt), np.empty((kb, kb), dt)
             for r in range(kb):
-                n = rows[s0 + r]
+                xr, xbr = X[rows[s0 + r]], xb[r]  # (row views: a plain loop over them is a vector copy)
                 for j in range(k0):
-                    xb[r, j] = X[n, j]
-            np.dot(xb, W0.T, Z)  # V x_s, one row per example of the block
-            np.dot(xb, xb.T, G)  # x_r . x_s
-            C = one
+                    xbr[j] = xr[j]
+            gemm(is32, 1, 0, k1, kb, k0, one, W0, k0, xb, k0, 0, Z, k1, chars, ints, scal)  # Z[s] = V x_s
+            gemm(is32, 1, 0, kb, kb, k0, one, xb, k0, xb, k0, 0, G, kb, chars, ints, scal)  # G[r, s] = x_r . x_s
+            C = S
             for s in range(kb):
                 it = s0 + s
                 n, eta = rows[it], etas[it]
@@ -320,22 +378,26 @@ def _build():
                     for i in range(k1):
                         a1[i] = C * a1[i]
                 hidden_out(acts, a1, o1, c, is32)
-                total += upper_step(W, b, M, bM, dense, has_bias, acts, loss, Y[n], eta, lam, lam_b, a, o, g, c)
+                if two:
+                    total += one_hidden_step(W1, b1, M1, bM1, dense1, has_bias, acts[1], acts[h + 1], loss, Y[n],
+                                             eta, lam, lam_b, a1, o1, a2, o2, g1, g2, c)
+                else:
+                    total += upper_step(W, b, M, bM, dense, has_bias, acts, loss, Y[n], eta, lam, lam_b, a, o, g, c)
                 C = C * (one - eta * lam)
                 coef = eta / C
                 for i in range(k1):
                     U[s, i] = coef * g1[i]
                 if has_bias:
                     update_first_bias(b0, bM[0], eta, lam_b, g1)
-            np.dot(U.T, xb, D)
-            if C == one:
-                for i in range(k1):
-                    for j in range(k0):
-                        W0[i, j] -= D[i, j]
-            else:
-                for i in range(k1):
-                    for j in range(k0):
-                        W0[i, j] = C * (W0[i, j] - D[i, j])
+            # V <- V - U^T X_block, in place (beta = 1: BLAS adds to V in the same pass)
+            gemm(is32, 0, 1, k0, k1, kb, -one, xb, k0, U, k1, one, W0, k0, chars, ints, scal)
+            S = C
+            if S < S_MIN or s0 + kb == N or (s0 + kb) % every == 0:  # W_0 = S V
+                if S != one:
+                    for i in range(k1):
+                        for j in range(k0):
+                            W0[i, j] *= S
+                S = one
         return total
 
     return run, run_blocked
@@ -346,7 +408,7 @@ class NumbaEngine(NumpyEngine):
 
     name = "numba"
     #: examples per block of the dense-W_0 loop (``run_blocked``); 1 = W_0 written every example
-    block = 32
+    block = 64
 
     def run_book_sgd(self, net, X, Y, rows, etas, lam, regularize_bias=True):
         """The book's SGD (SSBD 20.6) with batch size 1 for ``len(rows)`` iterations, in place;
@@ -382,7 +444,7 @@ class NumbaEngine(NumpyEngine):
                 dt.type(lam), dt.type(lam_b), a, o, g, np.array([0, 1, LEAKY_SLOPE], dtype=dt))
         if dense[0] and self.block > 1:
             with _one_blas_thread():
-                total = run_blocked(*args, dt == np.float32, self.block)
+                total = run_blocked(*args, dt == np.float32, self.block, MEMMAP_CHUNK)
         else:
             total = run(*args, np.zeros(net.k[1], dt), dt == np.float32)
         for t in range(T):  # write back where a contiguous copy was used
