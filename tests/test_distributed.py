@@ -305,3 +305,34 @@ def test_every_rank_fits_the_same_estimator(runs, P, name):
         for a, b in zip(params(seen[name]), params(first)):
             np.testing.assert_array_equal(a, b)
         assert seen[name]["history"] == first["history"]
+
+
+# -- local workers: one core and a lower priority for each computing thread -----------------------
+def _thread_state():
+    """(cores, niceness) of this worker's computing thread once its process group is up."""
+    from layerprop import distributed
+    g = distributed.group()
+    return sorted(os.sched_getaffinity(0)), os.getpriority(os.PRIO_PROCESS, 0), g.rank
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 2 cores to pin 2 workers")
+@pytest.mark.parametrize("nice", [None, 0, 3])
+def test_launch_pins_each_worker_and_lowers_its_computing_thread(nice):
+    """launch(threads=1): worker r's computing thread keeps to core r at niceness `nice` (default
+    WORKER_NICE), so gloo's threads (niceness 0) take a core the moment they wake."""
+    from layerprop import distributed
+    kw = {} if nice is None else {"nice": nice}
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    states = distributed.launch(2, _thread_state, threads=1, **kw)
+    cores = sorted(os.sched_getaffinity(0))
+    want = distributed.WORKER_NICE if nice is None else nice
+    for r, (pinned, niceness, rank) in enumerate(states):
+        assert rank == r and pinned == [cores[r]]
+        assert niceness == min(19, base + want)
+
+
+@pytest.mark.parametrize("nice", [-1, 20, 2.5, True])
+def test_launch_refuses_a_bad_niceness(nice):
+    from layerprop import distributed
+    with pytest.raises(ValueError, match="nice must be an integer from 0 to 19"):
+        distributed.launch(2, _thread_state, nice=nice)
