@@ -326,6 +326,16 @@ def test_report_classification(files, model, tmp_path):
     assert sorted(p.name for p in png.iterdir()) == ["confusion.png", "curves.png", "weights.png"]
 
 
+def test_report_png_without_matplotlib_is_one_error_line(model, tmp_path, monkeypatch):
+    """--png without matplotlib: one Error line naming the extra; no folder, no report written."""
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    html_path, png = tmp_path / "report.html", tmp_path / "png"
+    assert_one_error_line(run("report", model, "-o", html_path, "--png", png, ok=False), "matplotlib", "layerprop[plot]")
+    assert not html_path.exists() and not png.exists()
+
+
 def test_report_regression_with_data(files, reg_model, tmp_path):
     pytest.importorskip("matplotlib")
     html_path = tmp_path / "r.html"

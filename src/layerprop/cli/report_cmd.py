@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import click
 
 from ._common import example, check_output_path, friendly_errors, write_output
@@ -26,6 +28,8 @@ def report_command(model_path, output, data, png_dir):
     from ..report import build_report
 
     check_output_path(output, "report")
+    if png_dir is not None and importlib.util.find_spec("matplotlib") is None:
+        raise click.ClickException('--png needs matplotlib, which is not installed: pip install "layerprop[plot]"')
     if png_dir is not None and not Path(png_dir).is_dir():
         Path(png_dir).mkdir(parents=True, exist_ok=True)
     model = load_model(model_path)
