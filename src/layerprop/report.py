@@ -263,7 +263,7 @@ def build_report(model, title="model", evaluation=None, want_png=False):
              f'<p class="sub">network {arch} (depth T = {net.T}, |E| = {facts["num_edges"]}), activations '
              f'{escape(", ".join(net.activation_names))}, loss {escape(net.loss_name)}'
              + (f"; {escape(task)}" if task else "")
-             + (f", target {escape(str(info.get('target_name')))}" if info.get("target_name") else "")
+             + (f", target column '{escape(str(info.get('target_name')))}'" if info.get("target_name") else "")
              + (f", data {escape(str((info.get('data') or {}).get('name')))}" if info.get("data") else "") + "</p>"]
 
     parts.append("<h2>Metrics</h2>")
