@@ -264,16 +264,20 @@ def plain_numpy_loop(net, X, Y, rows):
         W[0] -= ETA * (np.outer(g1, x) + LAM * W[0]); b[0] -= ETA * (g1 + LAM * b[0])
 
 
+def torch_example_loss(W, b, x, y):
+    """1/2 ||o_T - y||^2 of one example through the sigmoid network, on torch tensors."""
+    o = x
+    for t in range(len(W)):
+        o = torch.sigmoid(W[t] @ o + b[t])
+    return 0.5 * ((o - y) ** 2).sum()
+
+
 def torch_loop(net, X, Y, rows):
     """A lean PyTorch eager loop: torch.autograd.grad and the update written in place."""
     W, b = torch_params(net)
     Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
     for n in rows.tolist():
-        o = Xt[n]
-        for t in range(len(W)):
-            o = torch.sigmoid(W[t] @ o + b[t])
-        l = 0.5 * ((o - Yt[n]) ** 2).sum()
-        gs = torch.autograd.grad(l, W + b)
+        gs = torch.autograd.grad(torch_example_loss(W, b, Xt[n], Yt[n]), W + b)
         with torch.no_grad():
             for p, g in zip(W + b, gs):
                 p -= ETA * (g + LAM * p)
@@ -286,12 +290,8 @@ def torch_optim_loop(net, X, Y, rows):
     opt = torch.optim.SGD(W + b, lr=ETA, weight_decay=LAM)
     Xt, Yt = torch.from_numpy(X), torch.from_numpy(Y)
     for n in rows.tolist():
-        o = Xt[n]
-        for t in range(len(W)):
-            o = torch.sigmoid(W[t] @ o + b[t])
-        l = 0.5 * ((o - Yt[n]) ** 2).sum()
         opt.zero_grad(set_to_none=False)
-        l.backward()
+        torch_example_loss(W, b, Xt[n], Yt[n]).backward()
         opt.step()
 
 
