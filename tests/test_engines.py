@@ -149,6 +149,20 @@ def test_blocked_loop_equals_reference_loop(act, loss, out, regularize_bias, dty
 
 
 @needs_numba
+def test_blocked_loop_is_not_used_where_the_decay_reaches_zero():
+    """eta lam >= 1 (a decay 1 - eta lam <= 0: W_0 is replaced, not scaled) runs the one-pass loop,
+    with the reference loop's numbers (the blocks' products of decays would divide by 0)."""
+    net = make_net("sigmoid", "squared", None, "float64", masked=False, sizes=(6, 5, 2))
+    X, Y, _ = make_data(net, 10)
+    rows, etas = np.arange(10).repeat(3), np.full(30, 0.5)
+    want_net = net.copy()
+    want = reference_book_sgd(want_net, X, Y, rows, etas, 2.0, True)
+    got = NumbaEngine().run_book_sgd(net, X, Y, rows, etas, 2.0, True)
+    assert got == pytest.approx(want, rel=1e-11)
+    assert_close(net.W + net.b, want_net.W + want_net.b, "float64")
+
+
+@needs_numba
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_numpy_fallback_equals_numba(dtype):
     net = make_net("sigmoid", "squared", None, dtype, bias=True, masked=False, sizes=(30, 12, 4))

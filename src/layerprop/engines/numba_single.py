@@ -76,7 +76,7 @@ def _gemms():
 def _one_blas_thread():
     """A context in which the BLAS libraries run one thread each.
 
-    The blocked loop's matrix products are small (W_0 times a block of 32 examples) and come
+    The blocked loop's matrix products are small (W_0 times a block of 64 examples) and come
     between short sequential steps: a second BLAS thread costs a wake-up per product, and on a
     busy machine waits for a time slice (measured: 1-thread products 2.6 us per example,
     2-thread products on a loaded machine 10-700 us)."""
@@ -347,7 +347,7 @@ def _build():
         U, xb, Z, G = np.empty((K, k1), dt), np.empty((K, k0), dt), np.empty((K, k1), dt), np.empty((K, K), dt)
         chars, ints, scal = np.array([78, 84], np.uint8), np.zeros(6, np.int32), np.zeros(2, dt)
         S, S_MIN = one, dt.type(0.5)  # W_0 = S V
-        a1, o1, g1 = a[1], o[1], g[1]  # views taken once, outside the loops
+        a1, o1, g1, bM0 = a[1], o[1], g[1], bM[0]  # views taken once, outside the loops
         two = len(W) == 2  # one hidden layer: its arrays too (h: an index numba cannot check statically)
         h = 1 if two else 0
         W1, b1, M1, bM1, dense1, a2, o2, g2 = W[h], b[h], M[h], bM[h], dense[h], a[h + 1], o[h + 1], g[h + 1]
@@ -388,7 +388,7 @@ def _build():
                 for i in range(k1):
                     U[s, i] = coef * g1[i]
                 if has_bias:
-                    update_first_bias(b0, bM[0], eta, lam_b, g1)
+                    update_first_bias(b0, bM0, eta, lam_b, g1)
             # V <- V - U^T X_block, in place (beta = 1: BLAS adds to V in the same pass)
             gemm(is32, 0, 1, k0, k1, kb, -one, xb, k0, U, k1, one, W0, k0, chars, ints, scal)
             S = C
@@ -442,7 +442,8 @@ class NumbaEngine(NumpyEngine):
         run, run_blocked = _kernel()
         args = (W, b, M, bM, dense, has_bias, acts, LOSS_CODES[net.loss.name], X, Y, rows, etas,
                 dt.type(lam), dt.type(lam_b), a, o, g, np.array([0, 1, LEAKY_SLOPE], dtype=dt))
-        if dense[0] and self.block > 1:
+        # blocks need the decays 1 - eta_i lam well away from 0 (their products over a block scale W_0)
+        if dense[0] and self.block > 1 and (len(etas) == 0 or float(np.max(etas)) * lam <= 0.5):
             with _one_blas_thread():
                 total = run_blocked(*args, dt == np.float32, self.block, MEMMAP_CHUNK)
         else:
