@@ -154,6 +154,51 @@ def train_command(data, target, task, output, hidden, activation, output_activat
     |E|, iterations, time and train/validation/test metrics, and writes MODEL with what
     predict, evaluate, trace and report need (scaling, classes, feature names, history).
     """
+    _check_option_pairs(iterations, epochs, val_file, val_fraction, test_file, test_fraction, density, band,
+                        metric, task, resume, checkpoint_dir)
+    if nproc is not None:  # N local workers run this command with --distributed (cli/_distributed.py)
+        return launch_train(click.get_current_context().params)
+    _check_device(device, tf32, distributed, threads)
+    hidden_sizes, hidden_acts = _parse_layers(hidden, activation)
+    output = check_output_path(output, "model")
+    started = time.perf_counter()
+
+    source = DEFAULT_DATA if data is None else data
+    ds = _load_training_data(source, target, task)
+    sp = _split(ds, source, seed, test_file, test_fraction, val_file, val_fraction)
+    mean, scale = _input_scaling(sp.X_fit, standardize)
+    loss_name, lr, target_scaling = _loss_and_step_size(loss, lr, ds.task, standardize, sp.y_fit)
+
+    net = _build_network(ds, hidden_sizes, hidden_acts, output_activation, loss_name, density, band, init, seed,
+                         dtype)
+    info = _model_info(ds, source, mean, scale, target_scaling)
+    net.info = dict(info)
+    model = Model(net, output)
+
+    Xs_fit, Y_fit, sgd_kwargs = _sgd_inputs(
+        model, sp, iterations=iterations, epochs=epochs, lr=lr, schedule=schedule, l2=l2, clip_norm=clip_norm,
+        batch_size=batch_size, optimizer=optimizer, eval_every=eval_every, metric=metric, keep=keep,
+        early_stopping=early_stopping, patience=patience, seed=seed, quiet=quiet, verbose=verbose,
+        distributed=distributed, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
+    result, train_time = _run_sgd(net, Xs_fit, Y_fit, sgd_kwargs, device, tf32, lr)
+    if distributed and not is_writer():
+        return  # rank 0 alone writes the model and prints
+
+    net, model = _trained_model(result, info, output)
+    metrics = _metrics(model, sp, result, train_time, ds.task, seed)
+    _write_model(net, output, result, metrics, sp, hidden_sizes=hidden_sizes, density=density, band=band, init=init,
+                 standardize=standardize, dtype=dtype, seed=seed, test_file=test_file, val_file=val_file)
+    summary = _summary(output, ds, net, result, metrics, sp, batch_size, train_time,
+                       total=time.perf_counter() - started)
+    if as_json:
+        echo_json(summary)
+    elif not quiet:
+        _print_summary(summary, ds, len(sp.y_fit), len(sp.y_val), len(sp.y_test))
+
+
+def _check_option_pairs(iterations, epochs, val_file, val_fraction, test_file, test_fraction, density, band,
+                        metric, task, resume, checkpoint_dir):
+    """A UsageError for options that exclude or need each other."""
     if iterations is not None and epochs is not None:
         raise click.UsageError("give --iterations or --epochs, not both")
     if val_file is not None and val_fraction is not None:
@@ -166,24 +211,31 @@ def train_command(data, target, task, output, hidden, activation, output_activat
         raise click.UsageError("--metric accuracy is for classification")
     if resume and checkpoint_dir is None:
         raise click.UsageError("--resume needs --checkpoint DIR")
-    if nproc is not None:  # N local workers run this command with --distributed (cli/_distributed.py)
-        return launch_train(click.get_current_context().params)
+
+
+def _check_device(device, tf32, distributed, threads):
+    """Fail early (before reading any data) on process, --tf32 and --device options that cannot work."""
     check_processes(distributed, threads, device)
     if tf32 and device == "cpu":
         raise click.ClickException("--tf32 needs --device cuda (TF32 is a GPU matrix-product mode)")
     if device != "cpu":  # without CUDA: one Error: line, before reading any data
         resolve_device(device)
+
+
+def _parse_layers(hidden, activation):
+    """The hidden layer sizes and their activations from --hidden and --activation."""
     hidden_sizes = _parse_hidden(hidden)
     hidden_acts, _ = _parse_activations(activation, len(hidden_sizes)) if hidden_sizes else ([], None)
     if not hidden_sizes and "," in activation:
         raise click.BadParameter("one activation per hidden layer, but there is no hidden layer",
                                  param_hint="--activation")
-    output = check_output_path(output, "model")
-    started = time.perf_counter()
+    return hidden_sizes, hidden_acts
 
+
+def _load_training_data(source, target, task):
+    """The data set to train on, checked to have a target (and at least 2 classes when classifying)."""
     from ..data import DataError, load_data
 
-    source = DEFAULT_DATA if data is None else data
     task_arg = None if task == "auto" else task
     ds = load_data(source, target=target, task=task_arg)
     if ds.y is None:
@@ -191,18 +243,22 @@ def train_command(data, target, task, output, hidden, activation, output_activat
     if ds.task == "classification" and len(ds.classes) < 2:
         raise DataError(f"{source}: column {ds.target_name!r} has a single class {ds.classes[0]!r}; "
                         "classification needs at least 2")
-    X, n = ds.X, ds.X.shape[0]
-    classify = ds.task == "classification"
-    sp = _split(ds, source, seed, test_file, test_fraction, val_file, val_fraction)
-    X_fit, y_fit, X_val, y_val, X_test, y_test = sp.X_fit, sp.y_fit, sp.X_val, sp.y_val, sp.X_test, sp.y_test
-    notes = sp.notes
+    return ds
 
-    # -- scaling (training rows only) ---------------------------------------------------------
-    d = X.shape[1]
+
+def _input_scaling(X_fit, standardize):
+    """The inputs' (mean, scale) on the training rows: 0 and 1 without --standardize."""
+    d = X_fit.shape[1]
     mean, scale = np.zeros(d), np.ones(d)
     if standardize:
         mean, scale = _mean_std(X_fit)
         scale = np.where(scale > 1e-12 * np.maximum(1.0, np.abs(mean)), scale, 1.0)
+    return mean, scale
+
+
+def _loss_and_step_size(loss, lr, task, standardize, y_fit):
+    """The loss name, step size and target scaling (None but for standardized squared-loss regression)."""
+    classify = task == "classification"
     target_scaling = None
     loss_name = loss if loss != "auto" else DEFAULTS["loss_classification" if classify else "loss_regression"]
     if lr is None:
@@ -214,14 +270,16 @@ def train_command(data, target, task, output, hidden, activation, output_activat
     if not classify and loss_name == "squared" and standardize:
         y_mean, y_std = _mean_std(np.asarray(y_fit, dtype=np.float64))
         target_scaling = {"mean": float(y_mean), "scale": float(y_std or 1.0)}
+    return loss_name, lr, target_scaling
 
-    # -- the network --------------------------------------------------------------------------
+
+def _build_network(ds, hidden_sizes, hidden_acts, output_activation, loss_name, density, band, init, seed, dtype):
+    """The untrained network: its graph (dense, --density or --band), activations, loss and w^(1)."""
     import layerprop as lp
-    from ..io import save
-    from ..sgd import DivergenceError, sgd
 
+    classify = ds.task == "classification"
     k_out = len(ds.classes) if classify else 1
-    sizes = [d] + hidden_sizes + [k_out]
+    sizes = [ds.X.shape[1]] + hidden_sizes + [k_out]
     if density is not None:
         graph = lp.LayeredGraph.random(sizes, density, seed=seed)  # graph.py keeps its stream apart from the init's
     elif band is not None:
@@ -233,29 +291,43 @@ def train_command(data, target, task, output, hidden, activation, output_activat
         # the book applies sigma at the output too: a sigmoid for 0/1 (one-hot) targets;
         # a regression output is unbounded
         out_act = "sigmoid" if classify else "identity"
-    net = lp.Network(graph, activation=hidden_acts if hidden_sizes else "identity", output_activation=out_act,
-                     loss=loss_name, seed=seed, dtype=dtype, init=init)
-    info = {"task": ds.task, "classes": ds.classes if classify else None, "feature_names": list(ds.feature_names),
-            "target_name": ds.target_name, "input_scaling": {"mean": mean.tolist(), "scale": scale.tolist()},
-            "target_scaling": target_scaling, "data": {"source": str(source), "name": ds.name, "rows": n}}
-    net.info = dict(info)
-    model = Model(net, output)
+    return lp.Network(graph, activation=hidden_acts if hidden_sizes else "identity", output_activation=out_act,
+                      loss=loss_name, seed=seed, dtype=dtype, init=init)
 
-    # -- SGD ----------------------------------------------------------------------------------
-    n_fit = len(y_fit)
+
+def _model_info(ds, source, mean, scale, target_scaling):
+    """What predict, evaluate, trace and report need from the data: task, classes, names, scaling."""
+    classify = ds.task == "classification"
+    return {"task": ds.task, "classes": ds.classes if classify else None, "feature_names": list(ds.feature_names),
+            "target_name": ds.target_name, "input_scaling": {"mean": mean.tolist(), "scale": scale.tolist()},
+            "target_scaling": target_scaling, "data": {"source": str(source), "name": ds.name, "rows": ds.X.shape[0]}}
+
+
+def _sgd_inputs(model, sp, *, iterations, epochs, lr, schedule, l2, clip_norm, batch_size, optimizer, eval_every,
+                metric, keep, early_stopping, patience, seed, quiet, verbose, distributed, checkpoint_dir,
+                checkpoint_every, resume):
+    """The scaled training rows, their encoded targets, and lp.sgd's keyword arguments from the options."""
+    n_fit = len(sp.y_fit)
     if iterations is None and epochs is None:
         steps_per_epoch = math.ceil(n_fit / batch_size)
         epochs = max(DEFAULTS["epochs"], math.ceil(DEFAULTS["min_iterations"] / steps_per_epoch))
-    Xs_fit, Y_fit = model.scale_X(X_fit), model.encode_targets(y_fit)
+    Xs_fit, Y_fit = model.scale_X(sp.X_fit), model.encode_targets(sp.y_fit)
     validation = None
-    if len(y_val):
-        validation = (model.scale_X(X_val), model.encode_targets(y_val))
+    if len(sp.y_val):
+        validation = (model.scale_X(sp.X_val), model.encode_targets(sp.y_val))
     kwargs = dict(iterations=iterations, epochs=epochs, step_size=lr, schedule=schedule, l2=l2, clip_norm=clip_norm,
                   batch_size=batch_size, optimizer=optimizer, validation=validation, eval_every=eval_every,
                   metric=metric, output=keep, early_stopping=early_stopping, patience=patience,
                   seed=seed, progress=False if quiet else None, verbose=verbose and not quiet, distributed=distributed)
     if checkpoint_dir is not None:
         kwargs.update(checkpoint=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume)
+    return Xs_fit, Y_fit, kwargs
+
+
+def _run_sgd(net, Xs_fit, Y_fit, kwargs, device, tf32, lr):
+    """lp.sgd on the device (the result and its seconds); a divergence is one Error: line."""
+    from ..sgd import DivergenceError, sgd
+
     if device != "cpu":  # the network on the GPU; lp.sgd moves the data there once
         net = to_device(net, device, tf32=tf32)
         kwargs["device"] = device
@@ -266,46 +338,57 @@ def train_command(data, target, task, output, hidden, activation, output_activat
         where = f" at iteration {e.iteration}" if getattr(e, "iteration", None) is not None else ""
         raise click.ClickException(f"training diverged{where} (a non-finite loss or weight); no model was "
                                    f"written. Try a smaller --lr than {lr:g}, or --clip-norm") from None
-    train_time = time.perf_counter() - t0
-    if distributed and not is_writer():
-        return  # rank 0 alone writes the model and prints
+    return result, time.perf_counter() - t0
+
+
+def _trained_model(result, info, output):
+    """The trained network back in NumPy with the data's info, and its Model."""
     net = result.network.to("numpy")
     net.info = dict(info)
-    model = Model(net, output)
+    return net, Model(net, output)
 
-    # -- metrics, info, file ------------------------------------------------------------------
-    metrics = {"train": model.metrics(X_fit, y_fit)}
-    if len(y_val):
-        metrics["validation"] = model.metrics(X_val, y_val)
-    if len(y_test):
-        metrics["test"] = model.metrics(X_test, y_test)
-        if not classify:
-            metrics["test"]["sample"] = _residual_sample(y_test, model.predict(X_test), seed)
+
+def _metrics(model, sp, result, train_time, task, seed):
+    """Train/validation/test metrics and the run's iterations, best iterate and training time."""
+    metrics = {"train": model.metrics(sp.X_fit, sp.y_fit)}
+    if len(sp.y_val):
+        metrics["validation"] = model.metrics(sp.X_val, sp.y_val)
+    if len(sp.y_test):
+        metrics["test"] = model.metrics(sp.X_test, sp.y_test)
+        if task != "classification":
+            metrics["test"]["sample"] = _residual_sample(sp.y_test, model.predict(sp.X_test), seed)
     metrics.update(best_iteration=result.best_iteration, best_score=_finite_or_none(result.best_score),
                    iterations=result.iterations, stopped_early=bool(result.stopped_early),
                    train_seconds=round(train_time, 3))
+    return metrics
+
+
+def _write_model(net, output, result, metrics, sp, *, hidden_sizes, density, band, init, standardize, dtype, seed,
+                 test_file, val_file):
+    """Save the model (atomically) with its recipe, metrics and thinned history in its info."""
+    from ..io import save
+
     recipe = dict(result.recipe or {})
     recipe.update(hidden=hidden_sizes, activations=list(net.activation_names), loss=net.loss_name,
                   density=density, band=band, init=init, standardize=standardize, dtype=dtype, seed=seed,
-                  test_fraction=sp.test_fraction, val_fraction=sp.val_fraction, test_file=test_file, val_file=val_file, splits={"fit": n_fit, "validation": len(y_val),
-                                                                  "test": len(y_test)})
+                  test_fraction=sp.test_fraction, val_fraction=sp.val_fraction, test_file=test_file, val_file=val_file,
+                  splits={"fit": len(sp.y_fit), "validation": len(sp.y_val), "test": len(sp.y_test)})
     net.info.update(recipe=recipe, metrics=metrics, history=_thin(result.history))
     save(net, output)
-    total = time.perf_counter() - started
 
-    summary = {"model": str(output), "data": ds.name, "task": ds.task, "sizes": list(net.k),
-               "activations": list(net.activation_names), "loss": net.loss_name,
-               "num_edges": net.graph.num_edges(), "iterations": result.iterations,
-               "epochs": round(result.iterations * batch_size / max(n_fit, 1), 2),
-               "train_seconds": round(train_time, 3), "total_seconds": round(total, 3),
-               "best_iteration": result.best_iteration, "stopped_early": bool(result.stopped_early),
-               "world_size": result.recipe.get("world_size", 1),
-               "metrics": {k: _headline(v, ds.task) for k, v in metrics.items() if isinstance(v, dict)},
-               "notes": notes}
-    if as_json:
-        echo_json(summary)
-    elif not quiet:
-        _print_summary(summary, ds, n_fit, len(y_val), len(y_test))
+
+def _summary(output, ds, net, result, metrics, sp, batch_size, train_time, total):
+    """The run's summary, as printed and as written by --json."""
+    n_fit = len(sp.y_fit)
+    return {"model": str(output), "data": ds.name, "task": ds.task, "sizes": list(net.k),
+            "activations": list(net.activation_names), "loss": net.loss_name,
+            "num_edges": net.graph.num_edges(), "iterations": result.iterations,
+            "epochs": round(result.iterations * batch_size / max(n_fit, 1), 2),
+            "train_seconds": round(train_time, 3), "total_seconds": round(total, 3),
+            "best_iteration": result.best_iteration, "stopped_early": bool(result.stopped_early),
+            "world_size": result.recipe.get("world_size", 1),
+            "metrics": {k: _headline(v, ds.task) for k, v in metrics.items() if isinstance(v, dict)},
+            "notes": sp.notes}
 
 
 def _mean_std(A):
