@@ -12,19 +12,11 @@ Arrays live in the network's array namespace. For NumPy weights the update is do
 from __future__ import annotations
 
 import math
-from numbers import Real
 
 import numpy as np
 
+from ._checks import check_real
 from ._xp import array_device, array_namespace, is_numpy_array, to_numpy
-
-
-def _check_unit(value, name, closed_low=True):
-    if isinstance(value, bool) or not isinstance(value, Real) or not (0 <= value < 1) \
-            or (not closed_low and value == 0):
-        low = "[0" if closed_low else "(0"
-        raise ValueError(f"{name} must be a number in {low}, 1); got {value!r}")
-    return float(value)
 
 
 class Optimizer:
@@ -37,9 +29,7 @@ class Optimizer:
     _state_names: tuple = ()
 
     def __init__(self, net, *, lam=0.0, regularize_bias=True):
-        if isinstance(lam, bool) or not isinstance(lam, Real) or not math.isfinite(lam) or lam < 0:
-            raise ValueError(f"l2 (lambda) must be a finite number >= 0; got {lam!r}")
-        self.lam = float(lam)
+        self.lam = check_real(lam, "l2 (lambda)", low=0)
         self.regularize_bias = bool(regularize_bias)
         self.lam_b = self.lam if self.regularize_bias else 0.0
         self.xp = array_namespace(net.W[0])
@@ -181,7 +171,7 @@ class Momentum(Optimizer):
 
     def __init__(self, net, *, momentum=0.9, **kw):
         super().__init__(net, **kw)
-        self.mu = _check_unit(momentum, "momentum")
+        self.mu = check_real(momentum, "momentum", 0, 1, high_open=True)
 
     def _update(self, kind, t, w, g, lam, eta, m, off):
         d = self._direction(g, w, lam, m, off)
@@ -211,11 +201,9 @@ class Adam(Optimizer):
 
     def __init__(self, net, *, beta_1=0.9, beta_2=0.999, epsilon=1e-8, **kw):
         super().__init__(net, **kw)
-        self.beta_1 = _check_unit(beta_1, "beta_1")
-        self.beta_2 = _check_unit(beta_2, "beta_2")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, Real) or not math.isfinite(epsilon) or epsilon <= 0:
-            raise ValueError(f"epsilon must be a finite number > 0; got {epsilon!r}")
-        self.epsilon = float(epsilon)
+        self.beta_1 = check_real(beta_1, "beta_1", 0, 1, high_open=True)
+        self.beta_2 = check_real(beta_2, "beta_2", 0, 1, high_open=True)
+        self.epsilon = check_real(epsilon, "epsilon", low=0, low_open=True)
 
     def _update(self, kind, t, w, g, lam, eta, m, off):
         xp = self.xp

@@ -7,8 +7,9 @@
 from __future__ import annotations
 
 import math
-from numbers import Real
 from typing import Callable
+
+from ._checks import check_int, check_real
 
 SCHEDULES = ("constant", "inverse_sqrt", "invscaling", "step", "cosine")
 
@@ -36,20 +37,6 @@ def step(eta, i, step_every, gamma):
 def cosine(eta, i, total):
     """eta_i = eta * (1 + cos(pi (i - 1) / total)) / 2: from eta down towards 0 at i = total + 1."""
     return eta * 0.5 * (1.0 + math.cos(math.pi * (i - 1) / total))
-
-
-def _check_positive(value, name, allow_zero=False):
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
-            or value < 0 or (value == 0 and not allow_zero):
-        op = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {op}; got {value!r}")
-    return float(value)
-
-
-def _check_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, int) and not hasattr(value, "__index__") or int(value) < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-    return int(value)
 
 
 class _Checked:
@@ -86,20 +73,19 @@ def get_schedule(schedule="constant", step_size=0.1, *, power_t=0.5, step_every=
         return _Checked(schedule)
     if not isinstance(schedule, str) or schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES} or a callable i -> eta_i; got {schedule!r}")
-    eta = _check_positive(step_size, "step_size")
+    eta = check_real(step_size, "step_size", low=0, low_open=True)
     if schedule == "constant":
         return lambda i: constant(eta, i)
     if schedule == "inverse_sqrt":
         return lambda i: inverse_sqrt(eta, i)
     if schedule == "invscaling":
-        p = _check_positive(power_t, "power_t", allow_zero=True)
+        p = check_real(power_t, "power_t", low=0)
         return lambda i: invscaling(eta, i, p)
     if schedule == "step":
-        every = _check_int(step_every, "step_every")
-        if isinstance(gamma, bool) or not isinstance(gamma, Real) or not 0 < gamma <= 1:
-            raise ValueError(f"gamma must be a number in (0, 1]; got {gamma!r}")
-        return lambda i: step(eta, i, every, float(gamma))
+        every = check_int(step_every, "step_every", index_like=True)
+        g = check_real(gamma, "gamma", 0, 1, low_open=True)
+        return lambda i: step(eta, i, every, g)
     if total is None:
         raise ValueError("schedule='cosine' needs total (the number of iterations); got total=None")
-    n = _check_int(total, "total")
+    n = check_int(total, "total", index_like=True)
     return lambda i: cosine(eta, i, n)

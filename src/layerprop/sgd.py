@@ -17,13 +17,13 @@ import hashlib
 import math
 import time
 from dataclasses import dataclass, field
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from . import backprop as bp
+from ._checks import check_int, check_real
 from ._xp import array_device, array_namespace, asarray_like, is_numpy_array, to_numpy
 from .network import Network
 from .optim import RULE_PARAMS, get_optimizer
@@ -131,21 +131,6 @@ def _get_metric(metric):
         raise TypeError(f"metric must be 'loss', 'accuracy', a callable(net, X, Y) with a boolean "
                         f"greater_is_better attribute, or a (callable, greater_is_better) tuple; got {metric!r}")
     return getattr(fn, "__name__", "custom"), (lambda net, X, Y: float(fn(net, X, Y))), gib
-
-
-# -- argument checks (the boundary) ----------------------------------------------------------------
-def _int_arg(value, name, low=1, high=None):
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < low or (high is not None and value > high):
-        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be an integer {rng}; got {value!r}")
-    return int(value)
-
-
-def _num_arg(value, name, positive=False):
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
-            or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}; got {value!r}")
-    return float(value)
 
 
 def _data_hash(*arrays) -> str:
@@ -261,18 +246,18 @@ def _check(net, X, Y, a) -> _Setup:
             raise TypeError(f"validation must be a pair (X_val, Y_val); got {type(v).__name__}")
         Xv, one = net._check_X(v[0])
         val = (Xv, net._check_Y(v[1], Xv.shape[0], one))
-    b = _int_arg(a["batch_size"], "batch_size", 1, n)
+    b = check_int(a["batch_size"], "batch_size", 1, n)
     if (a["iterations"] is None) == (a["epochs"] is None):
         raise ValueError(f"give exactly one of iterations and epochs; got iterations={a['iterations']!r}, epochs={a['epochs']!r}")
     if a["iterations"] is not None:
-        tau = _int_arg(a["iterations"], "iterations")
+        tau = check_int(a["iterations"], "iterations")
     else:
-        tau = _int_arg(a["epochs"], "epochs") * batches_per_epoch(n, b)
+        tau = check_int(a["epochs"], "epochs") * batches_per_epoch(n, b)
     mode = a["sampling"] if a["sampling"] is not None else ("uniform" if a["iterations"] is not None else "epochs")
     if mode not in MODES:
         raise ValueError(f"sampling must be one of {MODES} or None; got {a['sampling']!r}")
-    lam = _num_arg(a["l2"], "l2")
-    _num_arg(a["step_size"], "step_size", positive=True)
+    lam = check_real(a["l2"], "l2", low=0)
+    check_real(a["step_size"], "step_size", low=0, low_open=True)
     schedule = get_schedule(a["schedule"], a["step_size"], total=tau, **a["schedule_kw"])
     opt_kw = dict(lam=lam, regularize_bias=bool(a["regularize_bias"]), momentum=a["momentum"],
                   beta_1=a["beta_1"], beta_2=a["beta_2"], epsilon=a["epsilon"])
@@ -280,24 +265,24 @@ def _check(net, X, Y, a) -> _Setup:
     seed = a["seed"]
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**63)
-    seed = _int_arg(seed, "seed", 0)
+    seed = check_int(seed, "seed", 0)
     default_eval = max(batches_per_epoch(n, b), -(-tau // 1000))
-    eval_every = min(tau, default_eval) if a["eval_every"] is None else _int_arg(a["eval_every"], "eval_every")
+    eval_every = min(tau, default_eval) if a["eval_every"] is None else check_int(a["eval_every"], "eval_every")
     output = a["output"] if a["output"] is not None else ("best" if val is not None else "last")
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}; got {a['output']!r}")
     if output == "best" and val is None:
         raise ValueError("output='best' needs validation data: pass validation=(X_val, Y_val) or output='last'")
     metric = _get_metric(a["metric"])
-    patience = _int_arg(a["patience"], "patience")
-    tol = _num_arg(a["tol"], "tol")
-    clip = None if a["clip_norm"] is None else _num_arg(a["clip_norm"], "clip_norm", positive=True)
+    patience = check_int(a["patience"], "patience")
+    tol = check_real(a["tol"], "tol", low=0)
+    clip = None if a["clip_norm"] is None else check_real(a["clip_norm"], "clip_norm", low=0, low_open=True)
     ckpt, every = a["checkpoint"], a["checkpoint_every"]
     if ckpt is not None:
         if not isinstance(ckpt, (str, Path)) and not hasattr(ckpt, "__fspath__"):
             raise TypeError(f"checkpoint must be a folder path; got {type(ckpt).__name__}")
         ckpt = Path(ckpt)
-        every = eval_every if every is None else _int_arg(every, "checkpoint_every")
+        every = eval_every if every is None else check_int(every, "checkpoint_every")
     elif every is not None or a["resume"]:
         raise ValueError("checkpoint_every and resume=True need checkpoint=FOLDER")
     if a["callback"] is not None and not callable(a["callback"]):
