@@ -181,6 +181,7 @@ class _Setup:
     checkpoint_every: Optional[int]
     recipe: dict = field(default_factory=dict)
     _hash: Optional[str] = None
+    opt: object = None  # the optimizer built to check its arguments; the run uses it (_Run)
 
     @property
     def data_hash(self) -> str:
@@ -261,7 +262,10 @@ def _check(net, X, Y, a) -> _Setup:
     schedule = get_schedule(a["schedule"], a["step_size"], total=tau, **a["schedule_kw"])
     opt_kw = dict(lam=lam, regularize_bias=bool(a["regularize_bias"]), momentum=a["momentum"],
                   beta_1=a["beta_1"], beta_2=a["beta_2"], epsilon=a["epsilon"])
-    get_optimizer(a["optimizer"], net, **opt_kw)  # checks the name and the rule's parameters
+    # checks the name and the rule's parameters; the run then uses this optimizer: it keeps no
+    # reference to net's weights, and the network the run trains (a copy of net, or rank 0's
+    # weights in a copy) has net's namespace, device, dtype and masks (net was moved to its device above)
+    opt = get_optimizer(a["optimizer"], net, **opt_kw)
     seed = a["seed"]
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**63)
@@ -290,7 +294,7 @@ def _check(net, X, Y, a) -> _Setup:
     if a["progress"] not in (None, True, False):
         raise TypeError(f"progress must be None (auto), True or False; got {a['progress']!r}")
     s = _Setup(X, Y, r, val, tau, schedule, a["optimizer"], opt_kw, b, mode, seed, eval_every, output,
-               metric, bool(a["early_stopping"]), patience, tol, clip, ckpt, every)
+               metric, bool(a["early_stopping"]), patience, tol, clip, ckpt, every, opt=opt)
     return s
 
 
@@ -319,7 +323,7 @@ class _Run:
 
     def __init__(self, net, s: _Setup, engine, recipe, callback, progress, reduce=None):
         self.net, self.s, self.engine, self.recipe = net, s, engine, recipe
-        self.opt = get_optimizer(s.optimizer, net, **s.opt_kw)
+        self.opt = s.opt  # built (and checked) by _check, for a network like this one
         self.callback, self.progress, self.reduce = callback, progress, reduce
         self.xp = array_namespace(net.W[0])
         self.i = 0
