@@ -81,6 +81,20 @@ def part(n: int, P: int, r: int) -> slice:
     return slice(lo, lo + q + (r < m))
 
 
+def _shaped_views(flat, like, start=0) -> list:
+    """Views of the 1-D ``flat`` (NumPy or torch) from element ``start`` on, one after another,
+    shaped like the arrays of ``like`` (None where an array is None)."""
+    views, k = [], start
+    for a in like:
+        if a is None:
+            views.append(None)
+            continue
+        m = math.prod(a.shape)
+        views.append(flat[k:k + m].reshape(tuple(a.shape)))
+        k += m
+    return views
+
+
 def _one_line(e) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
@@ -144,15 +158,7 @@ class Group:
                 self._buf = self.torch.from_numpy(flat)
             else:
                 self._buf = flat = self.torch.zeros(n, dtype=live[0].dtype, device=live[0].device)
-            views, k = [], 2
-            for a in arrays:
-                if a is None:
-                    views.append(None)
-                    continue
-                m = math.prod(a.shape)
-                views.append(flat[k:k + m].reshape(tuple(a.shape)))
-                k += m
-            self._layout, self._flat_views = key, (flat, views)
+            self._layout, self._flat_views = key, (flat, _shaped_views(flat, arrays, start=2))
         return self._flat_views
 
     def _flat(self, a):
@@ -161,15 +167,11 @@ class Group:
 
     def _unflat(self, buf, like, copy=False):
         """Pieces of the 1-D ``buf`` shaped (and typed: NumPy or torch) like the arrays of ``like``."""
-        out, k = [], 0
-        for a in like:
+        out = []
+        for a, piece in zip(like, _shaped_views(buf, like)):
             if a is None:
                 out.append(None)
-                continue
-            n = math.prod(a.shape)
-            piece = buf[k:k + n].reshape(tuple(a.shape))
-            k += n
-            if is_numpy_array(a):
+            elif is_numpy_array(a):
                 piece = piece.numpy()
                 out.append(piece.copy() if copy else piece)
             else:
