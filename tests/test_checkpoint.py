@@ -215,6 +215,7 @@ def test_killed_run_resumes_to_bitwise_the_same_weights(tmp_path, mode):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.communicate()  # the child is gone: read what is left and close the pipes
     assert not (folder / "DONE").exists()
 
     # the last complete checkpoint loads as a model and as a checkpoint, mid-run

@@ -83,6 +83,7 @@ def kill(proc):
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
+    proc.communicate()  # the child is gone: read what is left and close the pipes
 
 
 # -- SIGKILL during a model write ---------------------------------------------------------------
