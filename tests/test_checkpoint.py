@@ -2,7 +2,6 @@
 (between writes and in the middle of a checkpoint write)."""
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from _procs import kill, wait_for
 
 import layerprop as lp
 from layerprop import io as lpio
@@ -181,17 +182,6 @@ CHILD = PROBLEM + textwrap.dedent("""
 """)
 
 
-def _wait_for(pred, proc, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.02)
-    return False
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 @pytest.mark.parametrize("mode", ["between_writes", "midwrite"])
 def test_killed_run_resumes_to_bitwise_the_same_weights(tmp_path, mode):
@@ -203,19 +193,14 @@ def test_killed_run_resumes_to_bitwise_the_same_weights(tmp_path, mode):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         if mode == "midwrite":
-            ready = _wait_for(lambda: (folder / "WRITING").exists(), proc)
+            ready = wait_for(lambda: (folder / "WRITING").exists(), proc)
         else:
-            ready = _wait_for(ckpt.exists, proc)
+            ready = wait_for(ckpt.exists, proc)
             time.sleep(0.3)  # let it run on past the first checkpoint
         out = b"" if proc.poll() is None else proc.communicate()[1]
         assert ready and proc.poll() is None, f"the child ended early: {out.decode()[-2000:]}"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.communicate()  # the child is gone: read what is left and close the pipes
+        kill(proc)
     assert not (folder / "DONE").exists()
 
     # the last complete checkpoint loads as a model and as a checkpoint, mid-run

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
+from _procs import kill, wait_for
 
 import layerprop as lp
 from layerprop import io as lpio
@@ -66,24 +66,6 @@ def assert_one_error_line(result, needle=""):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and needle in lines[0], result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-
-
-def wait_for(pred, proc, timeout=60.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.02)
-    return False
-
-
-def kill(proc):
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    proc.communicate()  # the child is gone: read what is left and close the pipes
 
 
 # -- SIGKILL during a model write ---------------------------------------------------------------
