@@ -195,16 +195,20 @@ BAD_CSV = {
 }
 
 
-@pytest.mark.parametrize("case", list(BAD_CSV))
-def test_bad_csv_raises_data_error_naming_file_and_detail(tmp_path, case):
-    content, kwargs, details = BAD_CSV[case]
-    path = write(tmp_path, f"bad_{case}.csv", content)
+def assert_data_error(path, kwargs, details):
+    """load_data(path) raises DataError naming the file and every detail."""
     with pytest.raises(DataError) as err:
         load_data(path, **kwargs)
     message = str(err.value)
     assert path.name in message
     for detail in details:
         assert detail in message, f"{detail!r} not in {message!r}"
+
+
+@pytest.mark.parametrize("case", list(BAD_CSV))
+def test_bad_csv_raises_data_error_naming_file_and_detail(tmp_path, case):
+    content, kwargs, details = BAD_CSV[case]
+    assert_data_error(write(tmp_path, f"bad_{case}.csv", content), kwargs, details)
 
 
 def test_long_value_is_truncated_in_message(tmp_path):
@@ -530,13 +534,7 @@ BAD_NPZ = {
 @pytest.mark.parametrize("case", list(BAD_NPZ))
 def test_bad_npz_raises_data_error(tmp_path, case):
     make, kwargs, details = BAD_NPZ[case]
-    path = write(tmp_path, f"bad_{case}.npz", make(tmp_path))
-    with pytest.raises(DataError) as err:
-        load_data(path, **kwargs)
-    message = str(err.value)
-    assert path.name in message
-    for detail in details:
-        assert detail in message, f"{detail!r} not in {message!r}"
+    assert_data_error(write(tmp_path, f"bad_{case}.npz", make(tmp_path)), kwargs, details)
 
 
 def test_npz_bomb_over_max_bytes_is_refused(tmp_path):
