@@ -83,12 +83,9 @@ def assert_valid(out) -> None:
 
 
 def main(argv) -> None:
-    if not any(not a.startswith("-") for a in argv[1:]):
-        corpus = Path(tempfile.mkdtemp(prefix="layerprop-corpus-"))
-        seed_files(corpus)
-        argv = [*argv, str(corpus)]
-    atheris.Setup(argv, check_bytes)
-    atheris.Fuzz()
+    from _harness import fuzz  # fuzz/, on sys.path when this file runs as a script
+
+    fuzz(argv, check_bytes, seed_files, prefix="layerprop-corpus-")
 
 
 if __name__ == "__main__":
