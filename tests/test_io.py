@@ -61,6 +61,15 @@ def rewrite(path, tensors=None, settings=None, metadata=None):
     return path
 
 
+def with_entry(tmp_path, tensor, key, value):
+    """A saved model whose header has ``header[tensor][key] = value`` (the data unchanged)."""
+    header, _, body = split(saved(tmp_path))
+    header[tensor][key] = value
+    path = tmp_path / "s.safetensors"
+    path.write_bytes(assemble(json.dumps(header), body))
+    return path
+
+
 def refused(path, *words):
     with pytest.raises(ModelFileError) as info:
         lpio.load(path)
@@ -476,29 +485,17 @@ def test_gap_and_trailing_bytes(tmp_path):
 
 @pytest.mark.parametrize("shape", [[2**62, 2**62, 2**62], [2**64, 1], [-1, 2], [1.5], [True, 2], "3"])
 def test_bad_shape(tmp_path, shape):
-    header, _, body = split(saved(tmp_path))
-    header["W.0"]["shape"] = shape
-    path = tmp_path / "s.safetensors"
-    path.write_bytes(assemble(json.dumps(header), body))
-    refused(path, "W.0")
+    refused(with_entry(tmp_path, "W.0", "shape", shape), "W.0")
 
 
 @pytest.mark.parametrize("dtype", ["C64", "BF16", "F8_E4M3", "object", 3])
 def test_bad_dtype(tmp_path, dtype):
-    header, _, body = split(saved(tmp_path))
-    header["mask.0"]["dtype"] = dtype
-    path = tmp_path / "s.safetensors"
-    path.write_bytes(assemble(json.dumps(header), body))
-    refused(path, "dtype")
+    refused(with_entry(tmp_path, "mask.0", "dtype", dtype), "dtype")
 
 
 @pytest.mark.parametrize("offsets", [[-8, 0], [8, 0], [0], [0, 10**30], ["0", "8"]])
 def test_bad_offsets(tmp_path, offsets):
-    header, _, body = split(saved(tmp_path))
-    header["W.0"]["data_offsets"] = offsets
-    path = tmp_path / "s.safetensors"
-    path.write_bytes(assemble(json.dumps(header), body))
-    refused(path, "W.0")
+    refused(with_entry(tmp_path, "W.0", "data_offsets", offsets), "W.0")
 
 
 def test_100k_tensors_in_header_bounded_time(tmp_path):
