@@ -6,7 +6,6 @@ set ``LAYERPROP_FUZZ_EXAMPLES=N`` or pass ``--fuzz`` (2000 per test unless the v
 """
 
 import functools
-import importlib.util
 import json
 import os
 import tempfile
@@ -16,6 +15,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from _harnesses import load_harness
+
 from layerprop import io as lpio
 
 EXAMPLES = int(os.environ.get("LAYERPROP_FUZZ_EXAMPLES", "0")) or 200
@@ -24,15 +25,7 @@ fuzz_settings = settings(max_examples=EXAMPLES, deadline=None, database=None,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def _load_harness():
-    path = Path(__file__).resolve().parents[1] / "fuzz" / "fuzz_load.py"
-    spec = importlib.util.spec_from_file_location("fuzz_load", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
+harness = load_harness("fuzz_load")
 
 
 @functools.cache

@@ -22,6 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _harnesses import load_harness
+
 import layerprop as lp
 from layerprop import io as lpio
 
@@ -389,18 +391,7 @@ def test_model_file_property_bounded(tmp_path_factory, data):
 
 # -- the CSV/NPZ readers under hypothesis (the atheris harness fuzz/fuzz_csv.py's property) ------
 
-def _load_csv_harness():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "fuzz" / "fuzz_csv.py"
-    spec = importlib.util.spec_from_file_location("fuzz_csv", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-csv_harness = _load_csv_harness()
+csv_harness = load_harness("fuzz_csv")
 _CSV_SEEDS = {}
 
 
