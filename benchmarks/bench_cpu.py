@@ -27,7 +27,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import layerprop as lp
-from layerprop.engines import NumbaEngine, NumpyEngine, numba_single
+from layerprop.engines import NumbaEngine, NumpyEngine, numba_single, select_engine
 from layerprop.engines.numpy_fast import book_update_
 
 try:
@@ -105,7 +105,18 @@ def synthetic(n, k_in, k_out, seed=0):
 
 # -- the contenders ---------------------------------------------------------------------------
 def layerprop_epoch(net, X, Y, batch, perm):
-    """One epoch of minibatch SGD as the training loop runs it: engine gradient sums, book update."""
+    """One epoch of minibatch SGD as the training loop ``lp.sgd`` runs it: the compiled loop of the
+    book's update (``run_minibatch_sgd``) where the engine has one for this network and batch,
+    else the NumPy engine's gradient sums and the book's in-place update per minibatch."""
+    eng = select_engine(net, batch_size=batch, optimizer="sgd")
+    if hasattr(eng, "run_minibatch_sgd") and eng.minibatch_ok(net, batch) and len(perm) % batch == 0:
+        rows = perm.reshape(-1, batch)
+        return lambda: eng.run_minibatch_sgd(net, X, Y, rows, ETA, LAM)
+    return numpy_engine_epoch(net, X, Y, batch, perm)
+
+
+def numpy_engine_epoch(net, X, Y, batch, perm):
+    """One epoch with the NumPy engine: gradient sums and the book's in-place update per minibatch."""
     eng = NumpyEngine()
     tmp = [np.empty_like(w) for w in net.W + net.b]
     def run():
@@ -174,14 +185,17 @@ def minibatch_section(args, gemm, out):
     perm = np.random.default_rng(1).permutation(n)
     flops = train_flops(SIZES)
     print(f"\n## Minibatch training, one epoch of {n} examples, {'-'.join(map(str, SIZES))}, sigmoid hidden, float32")
-    print("layerprop = the engine's gradient sums + the book's in-place update per minibatch (what the training"
-          " loop does per step); layerprop lp.sgd = the public training loop, one call per epoch")
+    print("layerprop = one epoch as the training loop runs it: the compiled minibatch loop (numba, float32) where"
+          " it applies, else the NumPy engine's gradient sums + the book's in-place update per minibatch;"
+          " numpy eng. = the latter; lp.sgd = the public training loop, one call per epoch")
     print(f"{'loss':<22}{'batch':>6}  {'peer':<20}{'examples/s':>12}{'(best)':>10}{'GFLOP/s':>9}{'% matmul':>9}  ratios (layerprop / peer)")
     for loss in ("softmax_cross_entropy", "squared"):
         for batch in args.batches:
             net = lp.Network(lp.LayeredGraph.dense(SIZES), activation="sigmoid", loss=loss, seed=0,
                              dtype="float32", init="glorot")
             runs = {"layerprop": layerprop_epoch(net.copy(), X, Y, batch, perm)}
+            if runs["layerprop"].__name__ == "<lambda>":  # the compiled loop: show the NumPy engine beside it
+                runs["layerprop numpy eng."] = numpy_engine_epoch(net.copy(), X, Y, batch, perm)
             if hasattr(lp, "sgd"):
                 runs["layerprop lp.sgd"] = layerprop_sgd(net, X, Y, batch)
             if torch is not None:
@@ -194,6 +208,7 @@ def minibatch_section(args, gemm, out):
             times = {k: [] for k in runs}
             for _ in range(args.repeats):
                 for k, f in runs.items():
+                    time.sleep(args.pause)  # the last peer's idle pool threads stop spinning first
                     t0 = time.perf_counter()
                     f()
                     times[k].append(time.perf_counter() - t0)
@@ -401,6 +416,9 @@ def main(argv=None):
     p.add_argument("--memmap-rows", type=int, default=1_000_000)
     p.add_argument("--tmpdir", default=None, help="where to write the memmap file (default: the system's)")
     p.add_argument("--sections", default="gemm,minibatch,book,predict,memmap")
+    p.add_argument("--pause", type=float, default=0.5,
+                   help="seconds of sleep before each timed run, so that the thread pool of the peer "
+                        "timed before (OpenBLAS, OpenMP) has stopped spinning (default 0.5)")
     args = p.parse_args(argv)
     args.n = 8192 if args.quick else 16_384
     args.n1 = 5000 if args.quick else 20_000

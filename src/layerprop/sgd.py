@@ -409,9 +409,17 @@ class _Run:
                 and self.reduce is None and self.dist is None and s.optimizer in OPTIMIZERS)
 
     def fast_ok(self):
+        """Whether the engine's compiled loop of the book's update can run these iterations:
+        ``run_book_sgd`` (batch 1) or ``run_minibatch_sgd`` (b > 1, where the engine takes the
+        network and batch size), plain SGD with nothing between the gradient and the update."""
         s = self.s
-        return (hasattr(self.engine, "run_book_sgd") and s.optimizer == "sgd" and s.b == 1 and s.clip_norm is None
-                and s.r is None and self.avg is None and self.reduce is None and is_numpy_array(self.net.W[0]))
+        if s.b == 1:
+            compiled = hasattr(self.engine, "run_book_sgd")
+        else:
+            compiled = (hasattr(self.engine, "run_minibatch_sgd")
+                        and self.engine.minibatch_ok(self.net, s.b))
+        return (compiled and s.optimizer == "sgd" and s.clip_norm is None and s.r is None and self.avg is None
+                and self.reduce is None and is_numpy_array(self.net.W[0]))
 
     def run(self, i0, i1):
         """Iterations i0+1 .. i1 (a chunk between evaluations and checkpoints)."""
@@ -474,27 +482,44 @@ class _Run:
         self.acc[1] += float(wsum)
 
     def _run_fast(self, i0, i1):
-        """The engine's compiled loop of the book's update (batch 1) for iterations i0+1 .. i1;
-        the last iteration's gradient norm is measured from a copy of the weights before it."""
+        """The engine's compiled loop of the book's update for iterations i0+1 .. i1; the last
+        iteration's gradient norm is measured from a copy of the weights before it."""
         s, net = self.s, self.net
         before = (self._copy(net.W), self._copy(net.b))
-        n, lam, rb = s.X.shape[0], s.opt_kw["lam"], s.opt_kw["regularize_bias"]
-        rows = rows_for_range(s.seed, i0 + 1, i1 + 1, n, 1, s.mode)
+        rows = self._chunk_rows(i0, i1)
         etas = np.array([s.schedule(i) for i in range(i0 + 1, i1 + 1)], dtype=np.float64)
-        loss_sum = self.engine.run_book_sgd(net, s.X, s.Y, rows[:-1], etas[:-1], lam, rb)
+        loss_sum = self._compiled_steps(rows[:-1], etas[:-1])
         last = (self._copy(net.W), self._copy(net.b))
-        loss_sum += self.engine.run_book_sgd(net, s.X, s.Y, rows[-1:], etas[-1:], lam, rb)
+        loss_sum += self._compiled_steps(rows[-1:], etas[-1:])
         if not (math.isfinite(loss_sum) and self._finite(net.W, net.b)):
             net.replace_params(*before)  # find the exact iteration with the step-by-step path
             for i in range(i0 + 1, i1 + 1):
                 self.step(i)
             raise self._diverged(i1, "a weight is not finite")
         self.acc[0] += float(loss_sum)
-        self.acc[1] += float(i1 - i0)
+        self.acc[1] += float(rows.size if isinstance(rows, np.ndarray) else sum(len(r) for r in rows))
         tmp = net.copy()
         tmp.replace_params(*last)
-        _, wsum, gW, gb = self.engine.gradient_sums(tmp, s.X[rows[-1:]], s.Y[rows[-1:]], None)
+        _, wsum, gW, gb = self.engine.gradient_sums(tmp, self._batch(s.X, rows[-1]), self._batch(s.Y, rows[-1]), None)
         self.last_norm = grad_norm(*combine(0.0, wsum, gW, gb)[1:])
+
+    def _compiled_steps(self, rows, etas):
+        """The engine's compiled loop over the batches ``rows`` (an (m, b) array, or a list of row
+        arrays where an epoch's last batch is shorter: each run of equal sizes is one call)."""
+        s, net = self.s, self.net
+        lam, rb = s.opt_kw["lam"], s.opt_kw["regularize_bias"]
+        if isinstance(rows, np.ndarray):
+            if s.b == 1:
+                return self.engine.run_book_sgd(net, s.X, s.Y, rows.ravel(), etas, lam, rb)
+            return self.engine.run_minibatch_sgd(net, s.X, s.Y, rows, etas, lam, rb)
+        total, i = 0.0, 0
+        while i < len(rows):
+            j = i + 1
+            while j < len(rows) and len(rows[j]) == len(rows[i]):
+                j += 1
+            total += self.engine.run_minibatch_sgd(net, s.X, s.Y, np.stack(rows[i:j]), etas[i:j], lam, rb)
+            i = j
+        return total
 
     def _finite(self, W, b):
         xp = self.xp

@@ -10,7 +10,8 @@ The contract every engine keeps::
         # The arrays returned may be buffers the engine reuses: use them before the next call.
 
 An engine may also offer ``run_book_sgd(net, X, Y, rows, etas, lam, regularize_bias)``: the
-book's update with batch size 1 for ``len(rows)`` iterations, in place, returning the loss sum.
+book's update with batch size 1 for ``len(rows)`` iterations, in place, returning the loss sum;
+and ``run_minibatch_sgd`` (same arguments, ``rows`` an (m, b) array) with ``minibatch_ok(net, b)``.
 
 The engines:
 
@@ -18,8 +19,9 @@ The engines:
 ``reference``  the readable core (``backprop.py``), any array namespace (NumPy, torch, CuPy)
 ``numpy``      in-place NumPy float32/float64 with preallocated buffers (``numpy_fast.py``);
                its ``run_book_sgd`` is a NumPy loop (the fallback when numba is missing)
-``numba``      the NumPy engine plus the book's batch-1 SGD as one compiled loop
-               (``numba_single.py``; needs the ``fast`` extra)
+``numba``      the NumPy engine plus the book's SGD as compiled loops: batch 1
+               (``numba_single.py``) and float32 minibatches on all cores (``numba_batch.py``);
+               needs the ``fast`` extra
 =============  ==========================================================================
 
 A GPU engine (torch/CUDA, whole steps captured in CUDA graphs) slots in here the same way: one
@@ -62,6 +64,7 @@ def select_engine(net, *, batch_size=1, optimizer="sgd", engine="auto"):
         return CudaGraphEngine() if net.W[0].is_cuda else TorchEngine()
     if not numpy_fast.supports(net):
         return ReferenceEngine()
-    if batch_size == 1 and optimizer == "sgd" and numba_single.available() and numba_single.supports(net):
+    if optimizer == "sgd" and numba_single.available() and numba_single.supports(net) and (
+            batch_size == 1 or NumbaEngine().minibatch_ok(net, batch_size)):
         return NumbaEngine()
     return NumpyEngine()

@@ -23,7 +23,7 @@ import importlib.util
 import numpy as np
 
 from ..memmap import release_pages
-from .numpy_fast import NumpyEngine, supports as numpy_supports
+from .numpy_fast import FUSED_MIN_ELEMENTS, NumpyEngine, supports as numpy_supports
 
 ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "tanh": 2, "relu": 3, "leaky_relu": 4, "softplus": 5}
 LOSS_CODES = {"squared": 0, "softmax_cross_entropy": 1, "binary_cross_entropy": 2}
@@ -73,30 +73,8 @@ def _gemms():
     return tuple(out)
 
 
-def _one_blas_thread():
-    """A context in which the BLAS libraries run one thread each.
-
-    The blocked loop's matrix products are small (W_0 times a block of 64 examples) and come
-    between short sequential steps: a second BLAS thread costs a wake-up per product, and on a
-    busy machine waits for a time slice (measured: 1-thread products 2.6 us per example,
-    2-thread products on a loaded machine 10-700 us)."""
-    global _BLAS
-    if _BLAS is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (the loop calls SciPy's BLAS: load it first)
-        from threadpoolctl import ThreadpoolController
-        _BLAS = ThreadpoolController()
-    return _BLAS.limit(limits=1, user_api="blas")
-
-
-def _build():
-    import numba
-
-    jit = numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, error_model="numpy")
-    exp32 = _make_exp32(inline="always")  # inlined: the loops that call it vectorize
-    # the steps of one example, inlined into the loop at numba's level: arrays passed across a
-    # call cost atomic reference-count updates per call
-    step = numba.njit(inline="always", fastmath={"reassoc", "contract", "nsz", "arcp"}, error_model="numpy")
-
+def _make_gemm(jit):
+    """``gemm``: SciPy's sgemm/dgemm (``_gemms``) as a numba function taking arrays."""
     gemms = _gemms()
 
     @jit
@@ -113,6 +91,39 @@ def _build():
             gemms[0](*args)
         else:
             gemms[1](*args)
+    return gemm
+
+
+def _one_blas_thread():
+    """A context in which the BLAS libraries run one thread each.
+
+    The blocked loop's matrix products are small (W_0 times a block of 64 examples) and come
+    between short sequential steps: a second BLAS thread costs a wake-up per product, and on a
+    busy machine waits for a time slice (measured: 1-thread products 2.6 us per example,
+    2-thread products on a loaded machine 10-700 us)."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+def _blas_controller():
+    """One threadpoolctl controller for the process (made after SciPy's BLAS is loaded)."""
+    global _BLAS
+    if _BLAS is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (the loops call SciPy's BLAS: load it first)
+        from threadpoolctl import ThreadpoolController
+        _BLAS = ThreadpoolController()
+    return _BLAS
+
+
+def _build():
+    import numba
+
+    jit = numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, error_model="numpy")
+    exp32 = _make_exp32(inline="always")  # inlined: the loops that call it vectorize
+    # the steps of one example, inlined into the loop at numba's level: arrays passed across a
+    # call cost atomic reference-count updates per call
+    step = numba.njit(inline="always", fastmath={"reassoc", "contract", "nsz", "arcp"}, error_model="numpy")
+
+    gemm = _make_gemm(jit)
 
     @jit
     def sigma(code, a, c):
@@ -454,6 +465,35 @@ class NumbaEngine(NumpyEngine):
             if has_bias and b[t] is not net.b[t]:
                 net.b[t][...] = b[t]
         return float(total)
+
+    def minibatch_ok(self, net, b) -> bool:
+        """Whether ``run_minibatch_sgd`` runs this network with batches of b rows: float32, the
+        fused kernels' activations and losses, and batches of at least ``FUSED_MIN_ELEMENTS``
+        activations in the widest layer (smaller ones never pay numba's import and start-up)."""
+        from . import numba_batch
+        return b > 1 and numba_batch.supports(net) and b * max(net.k[1:]) >= FUSED_MIN_ELEMENTS
+
+    def run_minibatch_sgd(self, net, X, Y, rows, etas, lam, regularize_bias=True):
+        """The book's SGD (SSBD 20.6) on the minibatches ``rows`` (m x b, b > 1), in place, as one
+        compiled loop (``numba_batch``; float32); returns the sum of the losses at the iterates.
+        Rows of a memory-mapped X are read ``MEMMAP_CHUNK`` examples at a time."""
+        from . import numba_batch
+
+        rows = np.ascontiguousarray(rows, dtype=np.int64)
+        etas = np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dtype=np.float64), rows.shape[:1]))
+        dt = net.W[0].dtype
+        if isinstance(X, np.memmap) or isinstance(Y, np.memmap):
+            total, per = 0.0, max(1, MEMMAP_CHUNK // rows.shape[1])
+            for s in range(0, len(rows), per):
+                r = rows[s:s + per]
+                flat = r.ravel()
+                total += numba_batch.run_minibatch_sgd(
+                    net, _rows_source(X[flat], dt), _rows_source(np.asarray(Y)[flat], dt),
+                    np.arange(flat.size, dtype=np.int64).reshape(r.shape), etas[s:s + per], lam, regularize_bias)
+            release_pages(X)
+            return total
+        return numba_batch.run_minibatch_sgd(net, _rows_source(X, dt), _rows_source(Y, dt), rows, etas, lam,
+                                             regularize_bias)
 
 
 def _rows_source(X, dt):

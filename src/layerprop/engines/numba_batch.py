@@ -1,0 +1,196 @@
+"""The compiled minibatch loop: the book's SGD with batches of b > 1 rows (SSBD 20.6) as one
+numba function over many iterations, float32.
+
+Each iteration is two parallel regions on P threads (numba's pool), every matrix product a
+one-thread SciPy BLAS call on the thread's own share:
+
+1. thread p takes rows ``lo_p:hi_p`` of the batch: gathers them, runs the forward pass
+   o_{t+1} = sigma(W_t o_t + b_t), the output's g_T = delta_T sigma'(a_T) and the loss, and the
+   backward pass g_t = (g_{t+1} W_t) sigma'(a_t), with the fused float32 element-wise kernels;
+2. thread p takes rows ``r_p`` of every W_t and writes the book's update from the product itself:
+   W_t[r] <- (1 - eta lam) W_t[r] - (eta / b) g_{t+1}[:, r]^T o_t (one GEMM with beta), the same
+   for b_t; phantom entries are set back to 0 (masked layers).
+
+Why: with NumPy's two-thread OpenBLAS the element-wise passes run on one core while OpenBLAS's
+second thread spins, every step pays some 25 NumPy calls, and the update is a separate pass over
+W after the weight-gradient product (BENCHMARKS.md). Here one thread pool does everything and the
+weights are read once per step by the update.
+
+The numbers are the reference's up to float32 rounding (the update is computed as
+beta W + alpha G rather than W - eta (G / b + lam W)); ``tests/test_engines.py`` compares.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .numba_single import LEAKY_SLOPE, _make_gemm, fused_kernels
+
+# activations of the fused float32 kernels (numba_single.FUSED_ACTS) and the losses handled here
+ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "relu": 3, "leaky_relu": 4}
+LOSSES = ("squared", "softmax_cross_entropy")
+
+_KERNEL = None
+
+
+def supports(net) -> bool:
+    """True when the compiled minibatch loop computes this network: NumPy float32 weights, the
+    fused kernels' activations, squared loss or softmax cross-entropy (identity output)."""
+    acts = [f.name for f in net.act[1:]]
+    return (isinstance(net.W[0], np.ndarray) and net.W[0].dtype == np.float32
+            and all(a in ACTIVATION_CODES for a in acts) and net.loss.name in LOSSES
+            and (net.loss.name != "softmax_cross_entropy" or acts[-1] == "identity"))
+
+
+def kernel():
+    """The compiled loop (imports numba and compiles, or loads from the cache, on the first call)."""
+    global _KERNEL
+    if _KERNEL is None:
+        _KERNEL = _build()
+    return _KERNEL
+
+
+def _build():
+    import numba
+    from numba import prange
+
+    K = fused_kernels()
+    bias_act, times_prime, squared_out, softmax_out = K.bias_act, K.times_prime, K.squared_out, K.softmax_out
+    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    gemm = _make_gemm(jit)
+    f32 = np.float32
+
+    @jit
+    def forward_backward(p, P, W, b, has_bias, acts, loss, X, Y, rows, O, G, Yb, lrows, chars, ints, scal, slope,
+                         dummy):
+        """Thread p's share of the batch (rows lo:hi): gather, forward, g_T and loss, backward."""
+        n = rows.shape[0]
+        lo, hi = p * n // P, (p + 1) * n // P
+        nh = hi - lo
+        if nh == 0:
+            return 0.0
+        T = len(W)
+        X0, Yh = O[0], Yb
+        for i in range(lo, hi):
+            xi, yi, r = X0[i], Yh[i], rows[i]
+            xs, ys = X[r], Y[r]
+            for j in range(xi.shape[0]):
+                xi[j] = xs[j]
+            for j in range(yi.shape[0]):
+                yi[j] = ys[j]
+        for t in range(T):  # o_{t+1} = sigma(W_t o_t + b_t) on rows lo:hi
+            k0, k1 = W[t].shape[1], W[t].shape[0]
+            gemm(True, 1, 0, k1, nh, k0, f32(1.0), W[t], k0, O[t][lo:], k0, f32(0.0), O[t + 1][lo:], k1,
+                 chars, ints[p], scal[p])
+            bias_act(O[t + 1][lo:hi], b[t], has_bias, acts[t + 1], slope)
+        if loss == 0:
+            squared_out(O[T][lo:hi], Yh[lo:hi], G[T][lo:hi], lrows[lo:hi], acts[T], slope)
+        else:
+            softmax_out(O[T][lo:hi], Yh[lo:hi], G[T][lo:hi], lrows[lo:hi])
+        total = 0.0
+        for i in range(lo, hi):
+            total += lrows[i]
+        for t in range(T - 1, 0, -1):  # g_t = (g_{t+1} W_t) sigma'(a_t), with W_t before its update
+            k0, k1 = W[t].shape[1], W[t].shape[0]
+            gemm(True, 0, 0, k0, nh, k1, f32(1.0), W[t], k0, G[t + 1][lo:], k1, f32(0.0), G[t][lo:], k0,
+                 chars, ints[p], scal[p])
+            times_prime(G[t][lo:hi], O[t][lo:hi], acts[t], slope, dummy, False)
+        return total
+
+    @jit
+    def update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam, lam_b, chars, ints, scal):
+        """Thread p's columns c of every W_t: W_t[:, c] <- (1 - eta lam) W_t[:, c] - (eta / n) g_{t+1}^T o_t[:, c]
+        (one GEMM with beta; a share of columns packs only its part of o_t); its rows r of b_t the
+        same with the column sums of g_{t+1}; phantom entries back to 0."""
+        n = G[1].shape[0]
+        for t in range(len(W)):
+            k0, k1 = W[t].shape[1], W[t].shape[0]
+            c0, c1 = p * k0 // P, (p + 1) * k0 // P
+            gn, Wt = G[t + 1], W[t]
+            if c1 > c0:
+                gemm(True, 0, 1, c1 - c0, k1, n, f32(-eta / n), O[t][0, c0:], k0, gn, k1, f32(1.0) - eta * lam,
+                     Wt[0, c0:], k0, chars, ints[p], scal[p])
+                if not dense[t]:
+                    ot = off[t]
+                    for r in range(k1):
+                        for j in range(c0, c1):
+                            if ot[r, j]:
+                                Wt[r, j] = 0
+            r0, r1 = p * k1 // P, (p + 1) * k1 // P
+            if has_bias and r1 > r0:
+                s = gb[t]
+                for r in range(r0, r1):
+                    s[r] = 0
+                for i in range(n):
+                    gi = gn[i]
+                    for r in range(r0, r1):
+                        s[r] += gi[r]
+                bt, bo = b[t], boff[t]
+                for r in range(r0, r1):
+                    bt[r] = bt[r] - (s[r] / n + lam_b * bt[r]) * eta
+                    if bo[r]:
+                        bt[r] = 0
+
+    @numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
+    def run(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas, lam, lam_b, O, G, gb, Yb, lrows,
+            chars, ints, scal, slope, P):
+        """len(rows) iterations of the book's minibatch SGD, in place; returns the sum of the losses."""
+        total = 0.0
+        part = np.zeros(P)
+        for it in range(rows.shape[0]):
+            r = rows[it]
+            for p in prange(P):
+                part[p] = forward_backward(p, P, W, b, has_bias, acts, loss, X, Y, r, O, G, Yb, lrows,
+                                           chars, ints, scal, slope, gb[0])
+            for p in range(P):
+                total += part[p]
+            for p in prange(P):
+                update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, etas[it], lam, lam_b, chars, ints, scal)
+        return total
+
+    return run
+
+
+def threads() -> int:
+    """Threads for the loop: numba's pool, at most what the BLAS pools are limited to (so that
+    ``threadpoolctl.threadpool_limits(1)`` or ``--threads 1`` keeps it on one core)."""
+    import numba
+
+    from .numba_single import _blas_controller
+    blas = [lc.num_threads for lc in _blas_controller().select(user_api="blas").lib_controllers]
+    return max(1, min([numba.get_num_threads()] + blas))
+
+
+def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_threads=None):
+    """The book's SGD (SSBD 20.6) on the batches ``rows`` (m x b), in place on ``net``'s float32
+    weights; returns the sum of the losses at the iterates used. X, Y: float32 C-contiguous
+    arrays (the caller copies a memmap's rows first)."""
+    from .numba_single import _one_blas_thread
+
+    T, dt = net.T, np.float32
+    m, n = rows.shape
+    P = max(1, min(n_threads or threads(), n))
+    W = tuple(np.ascontiguousarray(w) for w in net.W)  # (copies only where a weight is not C-ordered)
+    has_bias = net.b[0] is not None
+    b = tuple(np.ascontiguousarray(v) for v in net.b) if has_bias else tuple(np.zeros(0, dt) for _ in range(T))
+    masks = [np.asarray(mk, dtype=np.bool_) for mk in net.masks]
+    dense = np.array([bool(mk.all()) for mk in masks])
+    off = tuple(np.logical_not(mk) for mk in masks)
+    bms = net.bias_masks if has_bias and net.bias_masks is not None else [None] * T
+    boff = tuple(np.zeros(len(v), np.bool_) if mk is None else np.logical_not(np.asarray(mk, np.bool_))
+                 for v, mk in zip(b, bms))
+    acts = np.array([0] + [ACTIVATION_CODES[f.name] for f in net.act[1:]], dtype=np.int64)
+    O = tuple(np.empty((n, k), dt) for k in net.k)
+    G = (np.empty((n, 1), dt),) + tuple(np.empty((n, k), dt) for k in net.k[1:])
+    gb = tuple(np.empty(k, dt) for k in net.k[1:])
+    with _one_blas_thread():
+        total = kernel()(W, b, has_bias, dense, off, boff, acts, LOSSES.index(net.loss.name), X, Y, rows,
+                         np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dt), (m,))), dt(lam), dt(lam if regularize_bias else 0.0), O, G, gb,
+                         np.empty((n, net.k[-1]), dt), np.empty(n), np.frombuffer(b"NT", np.uint8).copy(),
+                         np.zeros((P, 6), np.int32), np.zeros((P, 2), dt), dt(LEAKY_SLOPE), P)
+    for t in range(T):  # write back where a contiguous copy was used
+        if W[t] is not net.W[t]:
+            net.W[t][...] = W[t]
+        if has_bias and b[t] is not net.b[t]:
+            net.b[t][...] = b[t]
+    return float(total)

@@ -1,0 +1,141 @@
+"""The compiled minibatch loop (engines/numba_batch.py) gives the book's minibatch SGD: the
+reference core's gradient, w <- w - eta_i (v_i + lam w) on the edges of E, float32."""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+import layerprop as lp
+from layerprop.engines import NumbaEngine, ReferenceEngine, numba_single, select_engine
+from layerprop.memmap import open_npy
+
+pytest.importorskip("numba")
+from layerprop.engines import numba_batch  # noqa: E402
+
+TOL = 3e-5  # float32, normwise, after a dozen steps
+
+
+def make_net(act, loss, out=None, masked=False, bias=True, sizes=(37, 70, 33, 10), seed=1):
+    g = (lp.LayeredGraph.random(list(sizes), density=0.6, seed=seed, bias=bias) if masked
+         else lp.LayeredGraph.dense(list(sizes), bias=bias))
+    if masked and bias:
+        g = lp.LayeredGraph(g.sizes, g.masks, [np.arange(k) % 3 != 1 for k in sizes[1:]])
+    return lp.Network(g, activation=act, output_activation=out, loss=loss, seed=seed + 1, dtype="float32")
+
+
+def make_data(net, n=90, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, net.k[0])).astype(np.float32)
+    if net.loss.name == "softmax_cross_entropy":
+        Y = np.eye(net.k[-1], dtype=np.float32)[rng.integers(0, net.k[-1], n)]
+    else:
+        Y = rng.uniform(size=(n, net.k[-1])).astype(np.float32)
+    return X, Y
+
+
+def reference_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias):
+    """The book's loop, literally, in float64: v_i = the reference's mean gradient on the batch,
+    w <- w - eta_i (v_i + lam w), phantom edges 0. Returns the loss sum."""
+    net = net.astype("float64")
+    ref, total = ReferenceEngine(), 0.0
+    for r, eta in zip(rows, etas):
+        loss, n, gW, gb = ref.gradient_sums(net, X[r].astype(float), Y[r].astype(float), None)
+        total += loss
+        W = [np.where(m, w - eta * (v / n + lam * w), 0) for w, v, m in zip(net.W, gW, net.masks)]
+        lam_b = lam if regularize_bias else 0.0
+        b = [None if w is None else w - eta * (v / n + lam_b * w) for w, v in zip(net.b, gb)]
+        if net.bias_masks is not None:
+            b = [np.where(m, w, 0) for w, m in zip(b, net.bias_masks)]
+        net.replace_params(W, b)
+    return total, net
+
+
+def assert_close(got, want, tol=TOL):
+    for g, w in zip(got, want):
+        if w is None:
+            assert g is None
+            continue
+        scale = max(float(np.max(np.abs(w))), 1e-30)
+        err = float(np.max(np.abs(np.asarray(g, float) - np.asarray(w, float))))
+        assert err <= tol * scale, (err, scale)
+
+
+CASES = [("sigmoid", "squared", None), ("relu", "softmax_cross_entropy", None),
+         ("leaky_relu", "squared", "identity"), ("identity", "squared", "sigmoid"),
+         ("sigmoid", "softmax_cross_entropy", None)]
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("masked,bias,regularize_bias,lam", [(False, True, True, 1e-2), (True, True, False, 1e-2),
+                                                            (True, False, True, 0.0), (False, False, True, 0.0)])
+@pytest.mark.parametrize("act,loss,out", CASES)
+def test_compiled_minibatch_loop_equals_the_books_loop(act, loss, out, masked, bias, regularize_bias, lam, threads):
+    net = make_net(act, loss, out, masked=masked, bias=bias)
+    X, Y = make_data(net)
+    rng = np.random.default_rng(3)
+    rows, etas = rng.integers(0, len(X), (12, 13)), rng.uniform(0.05, 0.3, 12)  # 13 rows: uneven shares
+    want_loss, want = reference_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias)
+    got = numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias, n_threads=threads)
+    assert got == pytest.approx(want_loss, rel=TOL)
+    assert_close(net.W + net.b, want.W + want.b)
+    for t in range(net.T):  # phantom edges stay exactly 0
+        assert np.all(net.W[t][~np.asarray(net.masks[t])] == 0.0)
+        if bias and net.bias_masks is not None:
+            assert np.all(net.b[t][~np.asarray(net.bias_masks[t])] == 0.0)
+
+
+def test_deep_network_and_batch_smaller_than_threads():
+    net = make_net("relu", "squared", "identity", sizes=(9, 16, 12, 8, 4))
+    X, Y = make_data(net, 40)
+    rows, etas = np.random.default_rng(4).integers(0, 40, (7, 2)), np.full(7, 0.1)
+    want_loss, want = reference_minibatch_sgd(net, X, Y, rows, etas, 1e-3, True)
+    got = numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, 1e-3, n_threads=4)  # 2 rows, 4 threads
+    assert got == pytest.approx(want_loss, rel=TOL)
+    assert_close(net.W + net.b, want.W + want.b)
+
+
+def test_supports_only_what_it_computes():
+    assert numba_batch.supports(make_net("sigmoid", "squared"))
+    assert numba_batch.supports(make_net("relu", "softmax_cross_entropy"))
+    assert not numba_batch.supports(make_net("tanh", "squared"))  # no fused tanh kernel
+    assert not numba_batch.supports(make_net("sigmoid", "binary_cross_entropy"))
+    assert not numba_batch.supports(make_net("sigmoid", "squared").astype("float64"))
+
+
+def test_threads_follow_the_blas_limit():
+    with threadpool_limits(1):
+        assert numba_batch.threads() == 1
+    assert numba_batch.threads() >= 1
+
+
+def test_select_engine_and_sgd_use_it_for_large_float32_batches(monkeypatch):
+    """lp.sgd picks the compiled loop for float32 batches of >= FUSED_MIN_ELEMENTS activations and
+    gives the step-by-step path's weights (shuffled epochs: the last batch is shorter)."""
+    net = make_net("sigmoid", "softmax_cross_entropy", sizes=(20, 300, 10))
+    X, Y = make_data(net, 250)
+    assert select_engine(net, batch_size=32).name == "numba"
+    assert NumbaEngine().minibatch_ok(net, 32) and not NumbaEngine().minibatch_ok(net, 16)
+    calls = []
+    real = numba_batch.run_minibatch_sgd
+    monkeypatch.setattr(numba_batch, "run_minibatch_sgd", lambda *a, **k: calls.append(a[3].shape) or real(*a, **k))
+    kw = dict(epochs=3, batch_size=32, step_size=0.2, l2=1e-3, validation=(X[:50], Y[:50]), eval_every=5)
+    fast = lp.sgd(net, X, Y, **kw)
+    step = lp.sgd(net, X, Y, engine="numpy", **kw)
+    assert calls and any(len(c) == 2 and c[1] == 26 for c in calls)  # 250 = 7 x 32 + 26
+    assert fast.iterations == step.iterations == 24
+    assert_close(fast.network.W + fast.network.b, step.network.W + step.network.b, tol=2e-4)
+    assert [h["train_loss"] for h in fast.history] == pytest.approx([h["train_loss"] for h in step.history], rel=1e-4)
+
+
+def test_memmap_rows_are_read_in_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(numba_single, "MEMMAP_CHUNK", 64)  # several chunks
+    net = make_net("sigmoid", "squared")
+    X, Y = make_data(net, 300)
+    np.save(tmp_path / "X.npy", X)
+    rows, etas = np.random.default_rng(2).integers(0, 300, (40, 16)), np.full(40, 0.1)
+    a, b = net.copy(), net.copy()
+    la = NumbaEngine().run_minibatch_sgd(a, X, Y, rows, etas, 1e-3)
+    lb = NumbaEngine().run_minibatch_sgd(b, open_npy(tmp_path / "X.npy"), Y, rows, etas, 1e-3)
+    assert la == pytest.approx(lb, rel=1e-6)
+    for u, v in zip(a.W + a.b, b.W + b.b):
+        np.testing.assert_array_equal(u, v)
