@@ -1,6 +1,10 @@
 """The compiled minibatch loop (engines/numba_batch.py) gives the book's minibatch SGD: the
 reference core's gradient, w <- w - eta_i (v_i + lam w) on the edges of E, float32."""
 
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
@@ -139,3 +143,32 @@ def test_memmap_rows_are_read_in_chunks(tmp_path, monkeypatch):
     assert la == pytest.approx(lb, rel=1e-6)
     for u, v in zip(a.W + a.b, b.W + b.b):
         np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_trains_with_the_numpy_step():
+    """After the parent ran the parallel loop, a forked child must not start numba's OpenMP pool
+    (numba terminates such a child): lp.sgd there takes the NumPy engine's step and still trains."""
+    net = make_net("sigmoid", "squared", sizes=(20, 300, 10))
+    X, Y = make_data(net, 64)
+    lp.sgd(net, X, Y, epochs=1, batch_size=32, progress=False)  # the parallel loop runs here
+    assert numba_batch.usable()
+    pid = os.fork()
+    if pid == 0:  # the child: exit status 0 only if it trained with the loop switched off
+        code = 3
+        try:
+            res = lp.sgd(net, X, Y, epochs=2, batch_size=32, progress=False)
+            code = 0 if np.isfinite(res.network.W[0]).all() and not numba_batch.usable() else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

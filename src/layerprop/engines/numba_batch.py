@@ -22,6 +22,8 @@ beta W + alpha G rather than W - eta (G / b + lam W)); ``tests/test_engines.py``
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .numba_single import LEAKY_SLOPE, _make_gemm, fused_kernels
@@ -31,6 +33,7 @@ ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "relu": 3, "leaky_relu": 4}
 LOSSES = ("squared", "softmax_cross_entropy")
 
 _KERNEL = None
+_STARTED_IN = None  # the process that first ran the loop (numba's thread pool lives there)
 
 
 def supports(net) -> bool:
@@ -44,10 +47,19 @@ def supports(net) -> bool:
 
 def kernel():
     """The compiled loop (imports numba and compiles, or loads from the cache, on the first call)."""
-    global _KERNEL
+    global _KERNEL, _STARTED_IN
     if _KERNEL is None:
         _KERNEL = _build()
+    if _STARTED_IN is None:
+        _STARTED_IN = os.getpid()
     return _KERNEL
+
+
+def usable() -> bool:
+    """False in a child forked after this process ran the loop: GNU OpenMP (numba's "omp" thread
+    pool, the fastest here) cannot start its threads again after a fork, and numba terminates such
+    a child; there the training loop takes the NumPy engine's step instead."""
+    return _STARTED_IN is None or _STARTED_IN == os.getpid()
 
 
 def _build():

@@ -471,7 +471,8 @@ class NumbaEngine(NumpyEngine):
         fused kernels' activations and losses, and batches of at least ``FUSED_MIN_ELEMENTS``
         activations in the widest layer (smaller ones never pay numba's import and start-up)."""
         from . import numba_batch
-        return b > 1 and numba_batch.supports(net) and b * max(net.k[1:]) >= FUSED_MIN_ELEMENTS
+        return (b > 1 and numba_batch.supports(net) and b * max(net.k[1:]) >= FUSED_MIN_ELEMENTS
+                and numba_batch.usable())
 
     def run_minibatch_sgd(self, net, X, Y, rows, etas, lam, regularize_bias=True):
         """The book's SGD (SSBD 20.6) on the minibatches ``rows`` (m x b, b > 1), in place, as one
