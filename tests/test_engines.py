@@ -341,17 +341,18 @@ def test_sgd_in_place_step_is_the_combine_then_update_loop(dtype, masked, regula
 def book_engine_blocks():
     """(engine, block) pairs: the NumPy loop, and the compiled loop one example at a time (W_0
     updated every example, fused with the next W_0 x) and in blocks (W_0 written once per block)."""
-    pairs = [(NumpyEngine, None)]
-    if numba_single.available():
-        pairs += [(NumbaEngine, 1), (NumbaEngine, 7), (NumbaEngine, 32)]
+    pairs = [(NumpyEngine, None, None)]
+    if numba_single.available():  # blocks: one thread, or their products shared by 2 or 3 threads
+        pairs += [(NumbaEngine, 1, None), (NumbaEngine, 7, 1), (NumbaEngine, 7, 3), (NumbaEngine, 32, 1),
+                  (NumbaEngine, 32, 2)]
     return pairs
 
 
 @pytest.mark.parametrize("lam", [1e-2, 0.0])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("bias", [True, False])
-@pytest.mark.parametrize("engine,block", book_engine_blocks(), ids=lambda v: getattr(v, "name", str(v)))
-def test_run_book_sgd_dense_equals_reference_loop(engine, block, bias, dtype, lam):
+@pytest.mark.parametrize("engine,block,threads", book_engine_blocks(), ids=lambda v: getattr(v, "name", str(v)))
+def test_run_book_sgd_dense_equals_reference_loop(engine, block, threads, bias, dtype, lam):
     """Dense layers take the one-pass update W (1 - eta lam) - (eta g) o^T (fused with the next
     example's W_0 x in the compiled loop, or W_0 written once per block of examples): the
     reference loop's numbers, float64 <= 1e-12. 60 rows: blocks of 7 and 32 end with a short one."""
@@ -363,7 +364,7 @@ def test_run_book_sgd_dense_equals_reference_loop(engine, block, bias, dtype, la
     want = reference_book_sgd(want_net, X, Y, rows, etas, lam, True)
     eng = engine()
     if block is not None:
-        eng.block = block
+        eng.block, eng.threads = block, threads
     got = eng.run_book_sgd(net, X, Y, rows, etas, lam, True)
     assert got == pytest.approx(want, rel=TOL[dtype] * 10)
     assert_close(net.W + net.b, want_net.W + want_net.b, dtype)

@@ -148,7 +148,8 @@ def test_memmap_rows_are_read_in_chunks(tmp_path, monkeypatch):
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_a_forked_child_trains_with_the_numpy_step():
     """After the parent ran the parallel loop, a forked child must not start numba's OpenMP pool
-    (numba terminates such a child): lp.sgd there takes the NumPy engine's step and still trains."""
+    (numba terminates such a child): lp.sgd there takes the NumPy engine's step (batch 32) and the
+    one-thread blocks (batch 1), and still trains."""
     net = make_net("sigmoid", "squared", sizes=(20, 300, 10))
     X, Y = make_data(net, 64)
     lp.sgd(net, X, Y, epochs=1, batch_size=32, progress=False)  # the parallel loop runs here
@@ -158,7 +159,9 @@ def test_a_forked_child_trains_with_the_numpy_step():
         code = 3
         try:
             res = lp.sgd(net, X, Y, epochs=2, batch_size=32, progress=False)
-            code = 0 if np.isfinite(res.network.W[0]).all() and not numba_batch.usable() else 2
+            one = lp.sgd(net, X, Y, epochs=1, batch_size=1, progress=False)  # the batch-1 blocks: one thread
+            ok = np.isfinite(res.network.W[0]).all() and np.isfinite(one.network.W[0]).all()
+            code = 0 if ok and not numba_batch.usable() else 2
         finally:
             os._exit(code)
     deadline = time.monotonic() + 120

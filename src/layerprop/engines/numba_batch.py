@@ -33,7 +33,7 @@ ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "relu": 3, "leaky_relu": 4}
 LOSSES = ("squared", "softmax_cross_entropy")
 
 _KERNEL = None
-_STARTED_IN = None  # the process that first ran the loop (numba's thread pool lives there)
+_STARTED_IN = None  # the process that first ran a parallel loop (numba's thread pool lives there)
 
 
 def supports(net) -> bool:
@@ -47,16 +47,22 @@ def supports(net) -> bool:
 
 def kernel():
     """The compiled loop (imports numba and compiles, or loads from the cache, on the first call)."""
-    global _KERNEL, _STARTED_IN
+    global _KERNEL
     if _KERNEL is None:
         _KERNEL = _build()
-    if _STARTED_IN is None:
-        _STARTED_IN = os.getpid()
+    started()
     return _KERNEL
 
 
+def started():
+    """Note that this process starts numba's thread pool (see ``usable``)."""
+    global _STARTED_IN
+    if _STARTED_IN is None:
+        _STARTED_IN = os.getpid()
+
+
 def usable() -> bool:
-    """False in a child forked after this process ran the loop: GNU OpenMP (numba's "omp" thread
+    """False in a child forked after this process ran a parallel loop: GNU OpenMP (numba's "omp" thread
     pool, the fastest here) cannot start its threads again after a fork, and numba terminates such
     a child; there the training loop takes the NumPy engine's step instead."""
     return _STARTED_IN is None or _STARTED_IN == os.getpid()

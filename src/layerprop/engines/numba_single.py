@@ -116,6 +116,7 @@ def _blas_controller():
 
 def _build():
     import numba
+    from numba import prange
 
     jit = numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, error_model="numpy")
     exp32 = _make_exp32(inline="always")  # inlined: the loops that call it vectorize
@@ -338,6 +339,57 @@ def _build():
         return total
 
     @jit
+    def block_examples(W, b, M, bM, dense, has_bias, acts, loss, Y, rows, etas, lam, lam_b, a, o, g, c, is32, s0,
+                       kb, Z, G, U, C):
+        """Examples s0 .. s0 + kb - 1 of a block (see ``run_blocked``), one after another: a_1 from
+        Z, G and the block's earlier u_r, then the upper layers' steps; writes u_s into U. Returns
+        the loss sum and C, the product of the decays so far times S."""
+        one = c[1]
+        W0, b0 = W[0], b[0]
+        k1 = W0.shape[0]
+        total = 0.0
+        a1, o1, g1, bM0 = a[1], o[1], g[1], bM[0]  # views taken once, outside the loops
+        two = len(W) == 2  # one hidden layer: its arrays too (h: an index numba cannot check statically)
+        h = 1 if two else 0
+        W1, b1, M1, bM1, dense1, a2, o2, g2 = W[h], b[h], M[h], bM[h], dense[h], a[h + 1], o[h + 1], g[h + 1]
+        for s in range(kb):
+            it = s0 + s
+            n, eta = rows[it], etas[it]
+            for i in range(k1):
+                a1[i] = Z[s, i]
+            for r in range(s):
+                grs = G[r, s]
+                for i in range(k1):
+                    a1[i] -= U[r, i] * grs
+            if has_bias:
+                for i in range(k1):
+                    a1[i] = C * a1[i] + b0[i]
+            else:
+                for i in range(k1):
+                    a1[i] = C * a1[i]
+            hidden_out(acts, a1, o1, c, is32)
+            if two:
+                total += one_hidden_step(W1, b1, M1, bM1, dense1, has_bias, acts[1], acts[h + 1], loss, Y[n],
+                                         eta, lam, lam_b, a1, o1, a2, o2, g1, g2, c)
+            else:
+                total += upper_step(W, b, M, bM, dense, has_bias, acts, loss, Y[n], eta, lam, lam_b, a, o, g, c)
+            C = C * (one - eta * lam)
+            coef = eta / C
+            for i in range(k1):
+                U[s, i] = coef * g1[i]
+            if has_bias:
+                update_first_bias(b0, bM0, eta, lam_b, g1)
+        return total, C
+
+    @jit
+    def gather(X, rows, s0, lo, hi, xb):
+        """xb[r] = X[rows[s0 + r]] for r in lo .. hi - 1 (row views: a plain loop is a vector copy)."""
+        for r in range(lo, hi):
+            xr, xbr = X[rows[s0 + r]], xb[r]
+            for j in range(xbr.shape[0]):
+                xbr[j] = xr[j]
+
+    @jit
     def run_blocked(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam, lam_b, a, o, g, c, is32, K,
                     every):
         """The same iterates with a dense W_0, K examples at a time. W_0 is kept as S V (a scalar S,
@@ -350,7 +402,7 @@ def _build():
         when S gets small: one pass over W_0 per block instead of a read and a write per example.
         The same numbers in exact arithmetic; the rounding differs from the one-pass loop's."""
         N = rows.shape[0]
-        W0, b0 = W[0], b[0]
+        W0 = W[0]
         k1, k0 = W0.shape
         one = c[1]
         total = 0.0
@@ -358,48 +410,16 @@ def _build():
         U, xb, Z, G = np.empty((K, k1), dt), np.empty((K, k0), dt), np.empty((K, k1), dt), np.empty((K, K), dt)
         chars, ints, scal = np.array([78, 84], np.uint8), np.zeros(6, np.int32), np.zeros(2, dt)
         S, S_MIN = one, dt.type(0.5)  # W_0 = S V
-        a1, o1, g1, bM0 = a[1], o[1], g[1], bM[0]  # views taken once, outside the loops
-        two = len(W) == 2  # one hidden layer: its arrays too (h: an index numba cannot check statically)
-        h = 1 if two else 0
-        W1, b1, M1, bM1, dense1, a2, o2, g2 = W[h], b[h], M[h], bM[h], dense[h], a[h + 1], o[h + 1], g[h + 1]
         for s0 in range(0, N, K):
             kb = min(K, N - s0)
             if kb < K:  # the last, shorter block
                 U, xb, Z, G = np.empty((kb, k1), dt), np.empty((kb, k0), dt), np.empty((kb, k1), dt), np.empty((kb, kb), dt)
-            for r in range(kb):
-                xr, xbr = X[rows[s0 + r]], xb[r]  # (row views: a plain loop over them is a vector copy)
-                for j in range(k0):
-                    xbr[j] = xr[j]
+            gather(X, rows, s0, 0, kb, xb)
             gemm(is32, 1, 0, k1, kb, k0, one, W0, k0, xb, k0, 0, Z, k1, chars, ints, scal)  # Z[s] = V x_s
             gemm(is32, 1, 0, kb, kb, k0, one, xb, k0, xb, k0, 0, G, kb, chars, ints, scal)  # G[r, s] = x_r . x_s
-            C = S
-            for s in range(kb):
-                it = s0 + s
-                n, eta = rows[it], etas[it]
-                for i in range(k1):
-                    a1[i] = Z[s, i]
-                for r in range(s):
-                    grs = G[r, s]
-                    for i in range(k1):
-                        a1[i] -= U[r, i] * grs
-                if has_bias:
-                    for i in range(k1):
-                        a1[i] = C * a1[i] + b0[i]
-                else:
-                    for i in range(k1):
-                        a1[i] = C * a1[i]
-                hidden_out(acts, a1, o1, c, is32)
-                if two:
-                    total += one_hidden_step(W1, b1, M1, bM1, dense1, has_bias, acts[1], acts[h + 1], loss, Y[n],
-                                             eta, lam, lam_b, a1, o1, a2, o2, g1, g2, c)
-                else:
-                    total += upper_step(W, b, M, bM, dense, has_bias, acts, loss, Y[n], eta, lam, lam_b, a, o, g, c)
-                C = C * (one - eta * lam)
-                coef = eta / C
-                for i in range(k1):
-                    U[s, i] = coef * g1[i]
-                if has_bias:
-                    update_first_bias(b0, bM0, eta, lam_b, g1)
+            part, C = block_examples(W, b, M, bM, dense, has_bias, acts, loss, Y, rows, etas, lam, lam_b, a, o, g,
+                                     c, is32, s0, kb, Z, G, U, S)
+            total += part
             # V <- V - U^T X_block, in place (beta = 1: BLAS adds to V in the same pass)
             gemm(is32, 0, 1, k0, k1, kb, -one, xb, k0, U, k1, one, W0, k0, chars, ints, scal)
             S = C
@@ -411,7 +431,78 @@ def _build():
                 S = one
         return total
 
-    return run, run_blocked
+    @jit
+    def block_products(p, P, W0, xb, Z, G, kb, is32, chars, ints, scal):
+        """Thread p's share of a block's two products: Z[s] = V x_s and G[s] = X_block x_s for its
+        examples s (G is symmetric: the loop reads G[r, s] with r < s, each computed once)."""
+        k1, k0 = W0.shape
+        lo, hi = p * kb // P, (p + 1) * kb // P
+        if hi > lo:
+            one, zero = W0.dtype.type(1.0), W0.dtype.type(0.0)
+            gemm(is32, 1, 0, k1, hi - lo, k0, one, W0, k0, xb[lo:], k0, zero, Z[lo:], k1, chars, ints, scal)
+            gemm(is32, 1, 0, kb, hi - lo, k0, one, xb, k0, xb[lo:], k0, zero, G[lo:], kb, chars, ints, scal)
+
+    @jit
+    def block_update(p, P, W0, xb, U, kb, is32, chars, ints, scal):
+        """Thread p's columns of V <- V - U^T X_block (beta = 1)."""
+        k1, k0 = W0.shape
+        c0, c1 = p * k0 // P, (p + 1) * k0 // P
+        if c1 > c0:
+            one = W0.dtype.type(1.0)
+            gemm(is32, 0, 1, c1 - c0, k1, kb, -one, xb[0, c0:], k0, U, k1, one, W0[0, c0:], k0,
+                 chars, ints, scal)
+
+    @numba.njit(cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"}, nogil=True, error_model="numpy",
+                parallel=True)
+    def run_blocked_parallel(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam, lam_b, a, o, g, c,
+                             is32, K, every, P):
+        """``run_blocked`` with its matrix products and row copies shared by P threads (numba's
+        pool; one-thread BLAS calls). Per block two parallel regions: (1) thread p's columns of
+        the block's V update and its share of the next block's rows (double-buffered), (2) its
+        examples' V x_s and X_block x_s. The examples themselves run one after another."""
+        N = rows.shape[0]
+        W0 = W[0]
+        k1, k0 = W0.shape
+        one = c[1]
+        total = 0.0
+        dt = W0.dtype
+        U, Z, G = np.empty((K, k1), dt), np.empty((K, k1), dt), np.empty((K, K), dt)
+        xbs = (np.empty((K, k0), dt), np.empty((K, k0), dt))
+        chars, ints, scal = np.array([78, 84], np.uint8), np.zeros((P, 6), np.int32), np.zeros((P, 2), dt)
+        S, S_MIN = one, dt.type(0.5)  # W_0 = S V
+        kb = min(K, N)
+        for p in prange(P):
+            gather(X, rows, 0, p * kb // P, (p + 1) * kb // P, xbs[0])
+        j = 0
+        for s0 in range(0, N, K):
+            kb = min(K, N - s0)
+            xb = xbs[j % 2]
+            if kb < K:  # the last, shorter block: its own arrays (the rows were gathered into xb)
+                xb = np.ascontiguousarray(xb[:kb])
+                U, Z, G = np.empty((kb, k1), dt), np.empty((kb, k1), dt), np.empty((kb, kb), dt)
+            for p in prange(P):
+                block_products(p, P, W0, xb, Z, G, kb, is32, chars, ints[p], scal[p])
+            part, C = block_examples(W, b, M, bM, dense, has_bias, acts, loss, Y, rows, etas, lam, lam_b, a, o, g,
+                                     c, is32, s0, kb, Z, G, U, S)
+            total += part
+            s1 = s0 + kb
+            kn = min(K, N - s1)
+            nxt = xbs[(j + 1) % 2]
+            for p in prange(P):
+                block_update(p, P, W0, xb, U, kb, is32, chars, ints[p], scal[p])
+                if kn > 0:
+                    gather(X, rows, s1, p * kn // P, (p + 1) * kn // P, nxt)
+            S = C
+            if S < S_MIN or s1 == N or s1 % every == 0:  # W_0 = S V
+                if S != one:
+                    for i in range(k1):
+                        for jj in range(k0):
+                            W0[i, jj] *= S
+                S = one
+            j += 1
+        return total
+
+    return run, run_blocked, run_blocked_parallel
 
 
 class NumbaEngine(NumpyEngine):
@@ -420,6 +511,18 @@ class NumbaEngine(NumpyEngine):
     name = "numba"
     #: examples per block of the dense-W_0 loop (``run_blocked``); 1 = W_0 written every example
     block = 64
+    #: threads for the block products of the dense-W_0 loop (None: numba's pool, at most the BLAS
+    #: limit; see ``numba_batch.threads``)
+    threads = None
+
+    def _threads(self):
+        from . import numba_batch
+        if not numba_batch.usable():  # a forked child: no OpenMP pool there
+            return 1
+        P = self.threads or numba_batch.threads()
+        if P > 1:
+            numba_batch.started()
+        return P
 
     def run_book_sgd(self, net, X, Y, rows, etas, lam, regularize_bias=True):
         """The book's SGD (SSBD 20.6) with batch size 1 for ``len(rows)`` iterations, in place;
@@ -450,13 +553,17 @@ class NumbaEngine(NumpyEngine):
         X, Y = _rows_source(X, dt), _rows_source(Y, dt)
         etas = np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dtype=dt), rows.shape))
         lam_b = lam if regularize_bias else 0.0
-        run, run_blocked = _kernel()
+        run, run_blocked, run_blocked_parallel = _kernel()
         args = (W, b, M, bM, dense, has_bias, acts, LOSS_CODES[net.loss.name], X, Y, rows, etas,
                 dt.type(lam), dt.type(lam_b), a, o, g, np.array([0, 1, LEAKY_SLOPE], dtype=dt))
         # blocks need the decays 1 - eta_i lam well away from 0 (their products over a block scale W_0)
         if dense[0] and self.block > 1 and (len(etas) == 0 or float(np.max(etas)) * lam <= 0.5):
+            P = self._threads()
             with _one_blas_thread():
-                total = run_blocked(*args, dt == np.float32, self.block, MEMMAP_CHUNK)
+                if P > 1:
+                    total = run_blocked_parallel(*args, dt == np.float32, self.block, MEMMAP_CHUNK, P)
+                else:
+                    total = run_blocked(*args, dt == np.float32, self.block, MEMMAP_CHUNK)
         else:
             total = run(*args, np.zeros(net.k[1], dt), dt == np.float32)
         for t in range(T):  # write back where a contiguous copy was used
