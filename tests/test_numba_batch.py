@@ -14,7 +14,7 @@ from layerprop.engines import NumbaEngine, ReferenceEngine, numba_single, select
 from layerprop.memmap import open_npy
 
 pytest.importorskip("numba")
-from layerprop.engines import numba_batch  # noqa: E402
+from layerprop.engines import numba_batch
 
 TOL = 3e-5  # float32, normwise, after a dozen steps
 
@@ -122,7 +122,8 @@ def test_select_engine_and_sgd_use_it_for_large_float32_batches(monkeypatch):
     calls = []
     real = numba_batch.run_minibatch_sgd
     monkeypatch.setattr(numba_batch, "run_minibatch_sgd", lambda *a, **k: calls.append(a[3].shape) or real(*a, **k))
-    kw = dict(epochs=3, batch_size=32, step_size=0.2, l2=1e-3, validation=(X[:50], Y[:50]), eval_every=5)
+    kw = {"epochs": 3, "batch_size": 32, "step_size": 0.2, "l2": 1e-3, "validation": (X[:50], Y[:50]),
+          "eval_every": 5}
     fast = lp.sgd(net, X, Y, **kw)
     step = lp.sgd(net, X, Y, engine="numpy", **kw)
     assert calls and any(len(c) == 2 and c[1] == 26 for c in calls)  # 250 = 7 x 32 + 26

@@ -26,13 +26,12 @@ import os
 
 import numpy as np
 
-from .numba_single import LEAKY_SLOPE, _make_gemm, fused_kernels
+from .numba_single import LEAKY_SLOPE
 
 # activations of the fused float32 kernels (numba_single.FUSED_ACTS) and the losses handled here
 ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "relu": 3, "leaky_relu": 4}
 LOSSES = ("squared", "softmax_cross_entropy")
 
-_KERNEL = None
 _STARTED_IN = None  # the process that first ran a parallel loop (numba's thread pool lives there)
 
 
@@ -47,11 +46,9 @@ def supports(net) -> bool:
 
 def kernel():
     """The compiled loop (imports numba and compiles, or loads from the cache, on the first call)."""
-    global _KERNEL
-    if _KERNEL is None:
-        _KERNEL = _build()
+    from . import _compiled
     started()
-    return _KERNEL
+    return _compiled.run_minibatch
 
 
 def started():
@@ -66,107 +63,6 @@ def usable() -> bool:
     pool, the fastest here) cannot start its threads again after a fork, and numba terminates such
     a child; there the training loop takes the NumPy engine's step instead."""
     return _STARTED_IN is None or _STARTED_IN == os.getpid()
-
-
-def _build():
-    import numba
-    from numba import prange
-
-    K = fused_kernels()
-    bias_act, times_prime, squared_out, softmax_out = K.bias_act, K.times_prime, K.squared_out, K.softmax_out
-    jit = numba.njit(cache=True, nogil=True, error_model="numpy")
-    gemm = _make_gemm(jit)
-    f32 = np.float32
-
-    @jit
-    def forward_backward(p, P, W, b, has_bias, acts, loss, X, Y, rows, O, G, Yb, lrows, chars, ints, scal, slope,
-                         dummy):
-        """Thread p's share of the batch (rows lo:hi): gather, forward, g_T and loss, backward."""
-        n = rows.shape[0]
-        lo, hi = p * n // P, (p + 1) * n // P
-        nh = hi - lo
-        if nh == 0:
-            return 0.0
-        T = len(W)
-        X0, Yh = O[0], Yb
-        for i in range(lo, hi):
-            xi, yi, r = X0[i], Yh[i], rows[i]
-            xs, ys = X[r], Y[r]
-            for j in range(xi.shape[0]):
-                xi[j] = xs[j]
-            for j in range(yi.shape[0]):
-                yi[j] = ys[j]
-        for t in range(T):  # o_{t+1} = sigma(W_t o_t + b_t) on rows lo:hi
-            k0, k1 = W[t].shape[1], W[t].shape[0]
-            gemm(True, 1, 0, k1, nh, k0, f32(1.0), W[t], k0, O[t][lo:], k0, f32(0.0), O[t + 1][lo:], k1,
-                 chars, ints[p], scal[p])
-            bias_act(O[t + 1][lo:hi], b[t], has_bias, acts[t + 1], slope)
-        if loss == 0:
-            squared_out(O[T][lo:hi], Yh[lo:hi], G[T][lo:hi], lrows[lo:hi], acts[T], slope)
-        else:
-            softmax_out(O[T][lo:hi], Yh[lo:hi], G[T][lo:hi], lrows[lo:hi])
-        total = 0.0
-        for i in range(lo, hi):
-            total += lrows[i]
-        for t in range(T - 1, 0, -1):  # g_t = (g_{t+1} W_t) sigma'(a_t), with W_t before its update
-            k0, k1 = W[t].shape[1], W[t].shape[0]
-            gemm(True, 0, 0, k0, nh, k1, f32(1.0), W[t], k0, G[t + 1][lo:], k1, f32(0.0), G[t][lo:], k0,
-                 chars, ints[p], scal[p])
-            times_prime(G[t][lo:hi], O[t][lo:hi], acts[t], slope, dummy, False)
-        return total
-
-    @jit
-    def update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam, lam_b, chars, ints, scal):
-        """Thread p's columns c of every W_t: W_t[:, c] <- (1 - eta lam) W_t[:, c] - (eta / n) g_{t+1}^T o_t[:, c]
-        (one GEMM with beta; a share of columns packs only its part of o_t); its rows r of b_t the
-        same with the column sums of g_{t+1}; phantom entries back to 0."""
-        n = G[1].shape[0]
-        for t in range(len(W)):
-            k0, k1 = W[t].shape[1], W[t].shape[0]
-            c0, c1 = p * k0 // P, (p + 1) * k0 // P
-            gn, Wt = G[t + 1], W[t]
-            if c1 > c0:
-                gemm(True, 0, 1, c1 - c0, k1, n, f32(-eta / n), O[t][0, c0:], k0, gn, k1, f32(1.0) - eta * lam,
-                     Wt[0, c0:], k0, chars, ints[p], scal[p])
-                if not dense[t]:
-                    ot = off[t]
-                    for r in range(k1):
-                        for j in range(c0, c1):
-                            if ot[r, j]:
-                                Wt[r, j] = 0
-            r0, r1 = p * k1 // P, (p + 1) * k1 // P
-            if has_bias and r1 > r0:
-                s = gb[t]
-                for r in range(r0, r1):
-                    s[r] = 0
-                for i in range(n):
-                    gi = gn[i]
-                    for r in range(r0, r1):
-                        s[r] += gi[r]
-                bt, bo = b[t], boff[t]
-                for r in range(r0, r1):
-                    bt[r] = bt[r] - (s[r] / n + lam_b * bt[r]) * eta
-                    if bo[r]:
-                        bt[r] = 0
-
-    @numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
-    def run(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas, lam, lam_b, O, G, gb, Yb, lrows,
-            chars, ints, scal, slope, P):
-        """len(rows) iterations of the book's minibatch SGD, in place; returns the sum of the losses."""
-        total = 0.0
-        part = np.zeros(P)
-        for it in range(rows.shape[0]):
-            r = rows[it]
-            for p in prange(P):
-                part[p] = forward_backward(p, P, W, b, has_bias, acts, loss, X, Y, r, O, G, Yb, lrows,
-                                           chars, ints, scal, slope, gb[0])
-            for p in range(P):
-                total += part[p]
-            for p in prange(P):
-                update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, etas[it], lam, lam_b, chars, ints, scal)
-        return total
-
-    return run
 
 
 def threads() -> int:
