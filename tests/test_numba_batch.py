@@ -176,3 +176,18 @@ def test_a_forked_child_trains_with_the_numpy_step():
         os.waitpid(pid, 0)
         pytest.fail("the forked child hung")
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
+def test_compiled_functions_can_be_cached_on_disk():
+    """Every cached numba function is defined at module level: numba keys a closure's cache entry
+    by its captured values, which for captured compiled functions differ in every process (each
+    process then compiled the loops again, 4-8 s)."""
+    from numba.core.caching import NullCache
+    from numba.core.registry import CPUDispatcher
+
+    from layerprop.engines import _compiled
+    cached = [f for f in vars(_compiled).values() if isinstance(f, CPUDispatcher) and not isinstance(f._cache, NullCache)]
+    names = {f.py_func.__name__ for f in cached}
+    assert {"run", "run_blocked", "run_blocked_parallel", "run_minibatch", "_bias_act_one", "gemm"} <= names
+    for f in cached:
+        assert f.py_func.__closure__ is None, f.py_func.__qualname__
