@@ -20,9 +20,11 @@ The procedure (issue 5), fixed before any candidate was scored:
 4. The winner is the best mean CV accuracy; candidates within 0.2 percentage points of the best
    mean are ties, won by the cheapest (fewest mean training seconds per fold).
 5. Only after choosing, the chosen recipe is trained as the default run would (no DATA: digits,
-   the default split) and its test accuracy is printed once.
+   the default split) and its test accuracy is printed once; then, as information only, the
+   test accuracy of the chosen recipe and of the command's default over seeds 1-20 (each seed
+   another test split, initialization and sampling order).
 
-Run (about 3 minutes on 2 idle cores; it printed the table in docs/cli.md)::
+Run (about 4 minutes on 2 idle cores; it printed the table in docs/cli.md)::
 
     python scripts/choose_default_recipe.py
 
@@ -49,6 +51,7 @@ from layerprop.data import load_data
 SEED = 0          # the default run's --seed (splits, initialization, sampling)
 FOLDS = 5
 TIE = 0.002       # ties: within 0.2 percentage points of the best mean CV accuracy
+SEEDS = 20        # after choosing: the test accuracy over seeds 1..SEEDS is printed too
 
 SQ, CE = "squared", "softmax_cross_entropy"
 # name: (hidden, activation, loss, optimizer, lr, batch size, epochs, l2)
@@ -77,11 +80,38 @@ CANDIDATES = {
     "ce-128-tanh-momentum":     ("128", "tanh", CE, "momentum", 0.01, 4, 30, 0.0),
 }
 
+# Round 2 (session 3), written after round 1 had been scored and before any of these was run:
+# round 1's best CV mean (97.4%) sits too close to the issue's 97% line for a 360-row test split,
+# so this round tries what usually generalizes better on small image data: stronger L2, wider
+# layers, the average of the iterates (--keep average), a smaller validation carve-out (more rows
+# to fit), larger batches with more epochs, a decaying step size, and Adam. Same rule, same folds;
+# the winner is taken over both rounds. A 9th entry holds extra options.
+ROUND2 = {
+    "ce-256-relu-l2e-3":        ("256", "relu", CE, "sgd", 0.05, 4, 30, 1e-3),
+    "ce-256-relu-l2e-2":        ("256", "relu", CE, "sgd", 0.05, 4, 30, 1e-2),
+    "ce-512-relu-l2e-3":        ("512", "relu", CE, "sgd", 0.05, 4, 30, 1e-3),
+    "ce-256-tanh-l2e-3":        ("256", "tanh", CE, "sgd", 0.05, 4, 30, 1e-3),
+    "ce-256-relu-avg":          ("256", "relu", CE, "sgd", 0.05, 4, 30, 0.0, ["--keep", "average"]),
+    "ce-256-relu-l2e-3-avg":    ("256", "relu", CE, "sgd", 0.05, 4, 30, 1e-3, ["--keep", "average"]),
+    "ce-256-relu-val5":         ("256", "relu", CE, "sgd", 0.05, 4, 30, 0.0, ["--val-fraction", "0.05"]),
+    "ce-256-relu-l2e-3-val5":   ("256", "relu", CE, "sgd", 0.05, 4, 30, 1e-3, ["--val-fraction", "0.05"]),
+    "ce-256-relu-cos":          ("256", "relu", CE, "sgd", 0.1, 4, 30, 0.0, ["--schedule", "cosine"]),
+    "ce-256-relu-l2e-3-cos":    ("256", "relu", CE, "sgd", 0.1, 4, 30, 1e-3, ["--schedule", "cosine"]),
+    "ce-256-relu-b16-e100":     ("256", "relu", CE, "sgd", 0.1, 16, 100, 1e-3),
+    "ce-256-relu-acc":          ("256", "relu", CE, "sgd", 0.05, 4, 30, 1e-3, ["--metric", "accuracy"]),
+    "ce-256,128-relu-l2e-3":    ("256,128", "relu", CE, "sgd", 0.05, 4, 30, 1e-3),
+    "ce-256-relu-adam":         ("256", "relu", CE, "adam", 0.001, 16, 60, 1e-3),
+    "sq-256-sigmoid-l2e-3":     ("256", "sigmoid", SQ, "sgd", 0.5, 4, 30, 1e-3),
+    "ce-256-relu-b1":           ("256", "relu", CE, "sgd", 0.01, 1, 30, 1e-3),
+}
+CANDIDATES.update(ROUND2)
+
 
 def options(c):
-    hidden, act, loss, opt, lr, b, epochs, l2 = c
+    hidden, act, loss, opt, lr, b, epochs, l2, *extra = c
     return ["--hidden", hidden, "--activation", act, "--loss", loss, "--optimizer", opt, "--lr", str(lr),
-            "--batch-size", str(b), "--epochs", str(epochs), "--l2", str(l2), "--seed", str(SEED)]
+            "--batch-size", str(b), "--epochs", str(epochs), "--l2", str(l2), "--seed", str(SEED),
+            *(extra[0] if extra else [])]
 
 
 def train(args):
@@ -151,6 +181,20 @@ def main():
     print(f"sizes {s['sizes']}  iterations {s['iterations']}  training {s['train_seconds']:.1f} s  "
           f"(whole command {wall:.1f} s in-process)")
     print(f"test accuracy {100 * acc:.2f}% ({round(acc * n_test)}/{n_test})")
+
+    # -- and over other seeds (each --seed draws another test split, initialization and order):
+    # how far the seed-0 figure is from what the recipe gives in general. Reported, not used.
+    print(f"\ntest accuracy over seeds 1-{SEEDS} (split, initialization and sampling all change with --seed):")
+    for name, args in ((f"chosen ({chosen[0]})", options(c)), ("the command's default (no options)", [])):
+        args = [a for i, a in enumerate(args) if a != "--seed" and (i == 0 or args[i - 1] != "--seed")]
+        accs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for seed in range(1, SEEDS + 1):
+                r = train(["-o", Path(tmp) / "m.safetensors", *args, "--seed", seed])
+                accs.append(r["metrics"]["test"]["accuracy"])
+        a = np.array(accs)
+        print(f"  {name}: mean {100 * a.mean():.2f}%, min {100 * a.min():.2f}%, max {100 * a.max():.2f}%, "
+              f">= 97% in {int((a >= 0.97).sum())} of {SEEDS}")
     return 0
 
 
