@@ -69,17 +69,21 @@ CASES = [("sigmoid", "squared", None), ("relu", "softmax_cross_entropy", None),
          ("sigmoid", "softmax_cross_entropy", None)]
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("masked,bias,regularize_bias,lam", [(False, True, True, 1e-2), (True, True, False, 1e-2),
                                                             (True, False, True, 0.0), (False, False, True, 0.0)])
 @pytest.mark.parametrize("act,loss,out", CASES)
-def test_compiled_minibatch_loop_equals_the_books_loop(act, loss, out, masked, bias, regularize_bias, lam, threads):
+def test_compiled_minibatch_loop_equals_the_books_loop(act, loss, out, masked, bias, regularize_bias, lam, threads,
+                                                        split):
+    """Both ways of the second region: the update written by the GEMMs of each thread's columns,
+    and (split) each thread's own rows' gradient summed in the first region, added in the second."""
     net = make_net(act, loss, out, masked=masked, bias=bias)
     X, Y = make_data(net)
     rng = np.random.default_rng(3)
     rows, etas = rng.integers(0, len(X), (12, 13)), rng.uniform(0.05, 0.3, 12)  # 13 rows: uneven shares
     want_loss, want = reference_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias)
-    got = numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias, n_threads=threads)
+    got = numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias, n_threads=threads, split=split)
     assert got == pytest.approx(want_loss, rel=TOL)
     assert_close(net.W + net.b, want.W + want.b)
     for t in range(net.T):  # phantom edges stay exactly 0
@@ -93,7 +97,7 @@ def test_deep_network_and_batch_smaller_than_threads():
     X, Y = make_data(net, 40)
     rows, etas = np.random.default_rng(4).integers(0, 40, (7, 2)), np.full(7, 0.1)
     want_loss, want = reference_minibatch_sgd(net, X, Y, rows, etas, 1e-3, True)
-    got = numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, 1e-3, n_threads=4)  # 2 rows, 4 threads
+    got = numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, 1e-3, n_threads=4, split=True)  # 2 rows, 4 threads
     assert got == pytest.approx(want_loss, rel=TOL)
     assert_close(net.W + net.b, want.W + want.b)
 

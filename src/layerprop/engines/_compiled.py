@@ -704,19 +704,84 @@ def minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam,
                     bt[r] = 0
 
 
+@jit
+def partial_gradients(p, P, O, G, Cp, bp, has_bias, chars, ints, scal):
+    """Thread p's part of the summed weight gradients, from its own rows lo:hi of the batch:
+    Cp[t][p] = g_{t+1}[lo:hi]^T o_t[lo:hi] and bp[t][p] = the column sums of g_{t+1}[lo:hi]
+    (for large batches: each thread packs only its own, cache-warm rows)."""
+    n = G[1].shape[0]
+    lo, hi = p * n // P, (p + 1) * n // P
+    for t in range(len(Cp)):
+        C, k1, k0 = Cp[t][p], Cp[t].shape[1], Cp[t].shape[2]
+        if hi > lo:
+            gemm(True, 0, 1, k0, k1, hi - lo, f32(1.0), O[t][lo:], k0, G[t + 1][lo:], k1, f32(0.0), C, k0,
+                 chars, ints[p], scal[p])
+        else:
+            C[:, :] = 0
+        if has_bias:
+            s = bp[t][p]
+            s[:] = 0
+            for i in range(lo, hi):
+                gi = G[t + 1][i]
+                for r in range(k1):
+                    s[r] += gi[r]
+
+
+@jit
+def reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, lam_b):
+    """Thread p's rows of every W_t: W_t <- (1 - eta lam) W_t - (eta / n) sum_q Cp[t][q] (the
+    threads' parts of the summed gradient added here), b_t the same; phantom entries back to 0."""
+    for t in range(len(W)):
+        Wt, C = W[t], Cp[t]
+        k1, k0 = Wt.shape
+        r0, r1 = p * k1 // P, (p + 1) * k1 // P
+        keep, step_ = f32(1.0) - eta * lam, eta / n
+        for r in range(r0, r1):
+            wr, g = Wt[r], C[0, r]  # thread 0's part takes the sum (rows r are this thread's)
+            for q in range(1, P):
+                gq = C[q, r]
+                for j in range(k0):
+                    g[j] += gq[j]
+            for j in range(k0):
+                wr[j] = wr[j] * keep - step_ * g[j]
+            if not dense[t]:
+                ot = off[t][r]
+                for j in range(k0):
+                    if ot[j]:
+                        wr[j] = 0
+        if has_bias:
+            bt, bo, B = b[t], boff[t], bp[t]
+            for r in range(r0, r1):
+                g = B[0, r]
+                for q in range(1, P):
+                    g += B[q, r]
+                bt[r] = bt[r] - (g / n + lam_b * bt[r]) * eta
+                if bo[r]:
+                    bt[r] = 0
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def run_minibatch(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas, lam, lam_b, O, G, gb, Yb, lrows,
-        chars, ints, scal, slope, P):
-    """len(rows) iterations of the book's minibatch SGD, in place; returns the sum of the losses."""
+                  chars, ints, scal, slope, P, split, Cp, bp):
+    """len(rows) iterations of the book's minibatch SGD, in place; returns the sum of the losses.
+    ``split``: each thread sums its own rows' weight gradient (Cp, bp) in the first region and the
+    second adds the parts into the update; else the second region's GEMMs write the update."""
     total = 0.0
     part = np.zeros(P)
+    n = rows.shape[1]
     for it in range(rows.shape[0]):
         r = rows[it]
         for p in prange(P):
             part[p] = forward_backward(p, P, W, b, has_bias, acts, loss, X, Y, r, O, G, Yb, lrows,
                                        chars, ints, scal, slope, gb[0])
+            if split:
+                partial_gradients(p, P, O, G, Cp, bp, has_bias, chars, ints, scal)
         for p in range(P):
             total += part[p]
         for p in prange(P):
-            minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, etas[it], lam, lam_b, chars, ints, scal)
+            if split:
+                reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, etas[it], lam, lam_b)
+            else:
+                minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, etas[it], lam, lam_b, chars,
+                                 ints, scal)
     return total

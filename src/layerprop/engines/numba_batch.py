@@ -1,5 +1,5 @@
 """The compiled minibatch loop: the book's SGD with batches of b > 1 rows (SSBD 20.6) as one
-numba function over many iterations, float32.
+numba function over many iterations, float32 (the code: ``_compiled.run_minibatch``).
 
 Each iteration is two parallel regions on P threads (numba's pool), every matrix product a
 one-thread SciPy BLAS call on the thread's own share:
@@ -7,17 +7,21 @@ one-thread SciPy BLAS call on the thread's own share:
 1. thread p takes rows ``lo_p:hi_p`` of the batch: gathers them, runs the forward pass
    o_{t+1} = sigma(W_t o_t + b_t), the output's g_T = delta_T sigma'(a_T) and the loss, and the
    backward pass g_t = (g_{t+1} W_t) sigma'(a_t), with the fused float32 element-wise kernels;
-2. thread p takes rows ``r_p`` of every W_t and writes the book's update from the product itself:
-   W_t[r] <- (1 - eta lam) W_t[r] - (eta / b) g_{t+1}[:, r]^T o_t (one GEMM with beta), the same
-   for b_t; phantom entries are set back to 0 (masked layers).
+   with ``split`` (P > 1 and b >= ``SPLIT_MIN_ROWS``) it also sums its own rows' weight
+   gradient, C_p = g_{t+1}[lo:hi]^T o_t[lo:hi] (its rows are still in its cache);
+2. thread p takes its rows r of every W_t and writes the book's update,
+   W_t[r] <- (1 - eta lam) W_t[r] - (eta / b) sum_p C_p[r] (split), or without ``split`` its
+   columns c straight from the product, W_t[:, c] <- (1 - eta lam) W_t[:, c] -
+   (eta / b) g_{t+1}^T o_t[:, c] (one GEMM with beta); the same for b_t; phantom entries are
+   set back to 0 (masked layers).
 
 Why: with NumPy's two-thread OpenBLAS the element-wise passes run on one core while OpenBLAS's
 second thread spins, every step pays some 25 NumPy calls, and the update is a separate pass over
-W after the weight-gradient product (BENCHMARKS.md). Here one thread pool does everything and the
-weights are read once per step by the update.
+W after the weight-gradient product (BENCHMARKS.md). Here one thread pool does everything.
 
 The numbers are the reference's up to float32 rounding (the update is computed as
-beta W + alpha G rather than W - eta (G / b + lam W)); ``tests/test_engines.py`` compares.
+beta W + alpha G rather than W - eta (G / b + lam W), and the batch's sum in P parts);
+``tests/test_numba_batch.py`` compares with the book's loop in float64.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from .numba_single import LEAKY_SLOPE
 # activations of the fused float32 kernels (numba_single.FUSED_ACTS) and the losses handled here
 ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "relu": 3, "leaky_relu": 4}
 LOSSES = ("squared", "softmax_cross_entropy")
+SPLIT_MIN_ROWS = 64  # batches of at least this many rows (and > 1 thread): each thread sums its own rows' gradient
 
 _STARTED_IN = None  # the process that first ran a parallel loop (numba's thread pool lives there)
 
@@ -75,7 +80,7 @@ def threads() -> int:
     return max(1, min([numba.get_num_threads()] + blas))
 
 
-def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_threads=None):
+def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_threads=None, split=None):
     """The book's SGD (SSBD 20.6) on the batches ``rows`` (m x b), in place on ``net``'s float32
     weights; returns the sum of the losses at the iterates used. X, Y: float32 C-contiguous
     arrays (the caller copies a memmap's rows first)."""
@@ -97,11 +102,15 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
     O = tuple(np.empty((n, k), dt) for k in net.k)
     G = (np.empty((n, 1), dt),) + tuple(np.empty((n, k), dt) for k in net.k[1:])
     gb = tuple(np.empty(k, dt) for k in net.k[1:])
+    if split is None:
+        split = P > 1 and n >= SPLIT_MIN_ROWS
+    Cp = tuple(np.empty((P, w.shape[0], w.shape[1]) if split else (P, 1, 1), dt) for w in W)
+    bp = tuple(np.empty((P, w.shape[0]) if split else (P, 1), dt) for w in W)
     with _one_blas_thread():
         total = kernel()(W, b, has_bias, dense, off, boff, acts, LOSSES.index(net.loss.name), X, Y, rows,
                          np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dt), (m,))), dt(lam), dt(lam if regularize_bias else 0.0), O, G, gb,
                          np.empty((n, net.k[-1]), dt), np.empty(n), np.frombuffer(b"NT", np.uint8).copy(),
-                         np.zeros((P, 6), np.int32), np.zeros((P, 2), dt), dt(LEAKY_SLOPE), P)
+                         np.zeros((P, 6), np.int32), np.zeros((P, 2), dt), dt(LEAKY_SLOPE), P, split, Cp, bp)
     for t in range(T):  # write back where a contiguous copy was used
         if W[t] is not net.W[t]:
             net.W[t][...] = W[t]
