@@ -242,7 +242,9 @@ def test_cli_nproc_3_equals_the_single_process_run(tmp_path):
 
 
 def _workers(pid):
-    """The worker processes the launcher started (by pid: start order, which is rank order)."""
+    """The worker processes the launcher started, in start order, which is rank order (by their
+    start time, then process id: ids alone are no order, they wrap around at pid_max, 32768 on
+    some machines)."""
     kids = []
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -252,8 +254,8 @@ def _workers(pid):
             except OSError:
                 continue
             if int(stat[1]) == pid and b"resource_tracker" not in cmd:
-                kids.append(int(d))
-    return sorted(kids)
+                kids.append((int(stat[19]), int(d)))  # field 22 of stat: start time in clock ticks
+    return [k for _, k in sorted(kids)]
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
@@ -266,12 +268,16 @@ def test_cli_killed_worker_stops_the_run_with_one_error_line_then_resume(tmp_pat
     while not (ckpt / "checkpoint.safetensors").exists() and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
     workers = _workers(p.pid)
-    assert p.poll() is None and len(workers) == 2, "the run ended before a worker could be killed"
+    if not (p.poll() is None and len(workers) == 2):  # say why (this test once failed on a loaded machine)
+        out, err = p.communicate(timeout=60)
+        pytest.fail(f"the run ended or had not started 2 workers when the first checkpoint appeared: "
+                    f"returncode {p.returncode}, workers {workers}, checkpoint {(ckpt / 'checkpoint.safetensors').exists()}, "
+                    f"stdout {out!r}, stderr {err!r}")
     os.kill(workers[1], signal.SIGKILL)
     killed = time.monotonic()
     out, err = p.communicate(timeout=60)
-    assert time.monotonic() - killed < 30  # bounded: gloo sees the closed connection, the agent stops the rest
-    assert p.returncode == 1
+    assert time.monotonic() - killed < 30, err  # bounded: gloo sees the closed connection, the agent stops the rest
+    assert p.returncode == 1, err
     assert out == ""
     assert err.strip().splitlines() == [f"Error: worker rank 1 of 2 was lost (killed by SIGKILL); training stopped "
                                         f"and no model was written. The last checkpoint in {ckpt} continues with "
