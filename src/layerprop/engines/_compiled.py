@@ -372,6 +372,20 @@ def gather(X, rows, s0, lo, hi, xb):
 
 
 @jit
+def block_end(W0, S, s1, N, every):
+    """After a block ending at example s1, with W_0 = S V: writes W_0 = S V (and returns S = 1) at
+    the end, every ``every`` examples and when S gets small (below 0.5); else returns S."""
+    one = W0.dtype.type(1.0)
+    if S < W0.dtype.type(0.5) or s1 == N or s1 % every == 0:
+        if S != one:
+            for i in range(W0.shape[0]):
+                for j in range(W0.shape[1]):
+                    W0[i, j] *= S
+        return one
+    return S
+
+
+@jit
 def run_blocked(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam, lam_b, a, o, g, c, is32, K,
                 every):
     """The same iterates with a dense W_0, K examples at a time. W_0 is kept as S V (a scalar S,
@@ -391,7 +405,7 @@ def run_blocked(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam,
     dt = W0.dtype
     U, xb, Z, G = np.empty((K, k1), dt), np.empty((K, k0), dt), np.empty((K, k1), dt), np.empty((K, K), dt)
     chars, ints, scal = np.array([78, 84], np.uint8), np.zeros(6, np.int32), np.zeros(2, dt)
-    S, S_MIN = one, dt.type(0.5)  # W_0 = S V
+    S = one  # W_0 = S V
     for s0 in range(0, N, K):
         kb = min(K, N - s0)
         if kb < K:  # the last, shorter block
@@ -404,13 +418,7 @@ def run_blocked(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, etas, lam,
         total += part
         # V <- V - U^T X_block, in place (beta = 1: BLAS adds to V in the same pass)
         gemm(is32, 0, 1, k0, k1, kb, -one, xb, k0, U, k1, one, W0, k0, chars, ints, scal)
-        S = C
-        if S < S_MIN or s0 + kb == N or (s0 + kb) % every == 0:  # W_0 = S V
-            if S != one:
-                for i in range(k1):
-                    for j in range(k0):
-                        W0[i, j] *= S
-            S = one
+        S = block_end(W0, C, s0 + kb, N, every)
     return total
 
 
@@ -454,7 +462,7 @@ def run_blocked_parallel(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, e
     U, Z, G = np.empty((K, k1), dt), np.empty((K, k1), dt), np.empty((K, K), dt)
     xbs = (np.empty((K, k0), dt), np.empty((K, k0), dt))
     chars, ints, scal = np.array([78, 84], np.uint8), np.zeros((P, 6), np.int32), np.zeros((P, 2), dt)
-    S, S_MIN = one, dt.type(0.5)  # W_0 = S V
+    S = one  # W_0 = S V
     kb = min(K, N)
     for p in prange(P):
         gather(X, rows, 0, p * kb // P, (p + 1) * kb // P, xbs[0])
@@ -477,13 +485,7 @@ def run_blocked_parallel(W, b, M, bM, dense, has_bias, acts, loss, X, Y, rows, e
             block_update(p, P, W0, xb, U, kb, is32, chars, ints[p], scal[p])
             if kn > 0:
                 gather(X, rows, s1, p * kn // P, (p + 1) * kn // P, nxt)
-        S = C
-        if S < S_MIN or s1 == N or s1 % every == 0:  # W_0 = S V
-            if S != one:
-                for i in range(k1):
-                    for jj in range(k0):
-                        W0[i, jj] *= S
-            S = one
+        S = block_end(W0, C, s1, N, every)
     return total
 
 

@@ -84,7 +84,7 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
     """The book's SGD (SSBD 20.6) on the batches ``rows`` (m x b), in place on ``net``'s float32
     weights; returns the sum of the losses at the iterates used. X, Y: float32 C-contiguous
     arrays (the caller copies a memmap's rows first)."""
-    from .numba_single import _one_blas_thread
+    from .numba_single import _one_blas_thread, write_back
 
     T, dt = net.T, np.float32
     m, n = rows.shape
@@ -106,14 +106,12 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
         split = P > 1 and n >= SPLIT_MIN_ROWS
     Cp = tuple(np.empty((P, w.shape[0], w.shape[1]) if split else (P, 1, 1), dt) for w in W)
     bp = tuple(np.empty((P, w.shape[0]) if split else (P, 1), dt) for w in W)
+    etas = np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dt), (m,)))
+    lam_b = lam if regularize_bias else 0.0
     with _one_blas_thread():
-        total = kernel()(W, b, has_bias, dense, off, boff, acts, LOSSES.index(net.loss.name), X, Y, rows,
-                         np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dt), (m,))), dt(lam), dt(lam if regularize_bias else 0.0), O, G, gb,
-                         np.empty((n, net.k[-1]), dt), np.empty(n), np.frombuffer(b"NT", np.uint8).copy(),
-                         np.zeros((P, 6), np.int32), np.zeros((P, 2), dt), dt(LEAKY_SLOPE), P, split, Cp, bp)
-    for t in range(T):  # write back where a contiguous copy was used
-        if W[t] is not net.W[t]:
-            net.W[t][...] = W[t]
-        if has_bias and b[t] is not net.b[t]:
-            net.b[t][...] = b[t]
+        total = kernel()(W, b, has_bias, dense, off, boff, acts, LOSSES.index(net.loss.name), X, Y, rows, etas,
+                         dt(lam), dt(lam_b), O, G, gb, np.empty((n, net.k[-1]), dt), np.empty(n),
+                         np.frombuffer(b"NT", np.uint8).copy(), np.zeros((P, 6), np.int32), np.zeros((P, 2), dt),
+                         dt(LEAKY_SLOPE), P, split, Cp, bp)
+    write_back(net, W, b)
     return float(total)

@@ -135,11 +135,7 @@ class NumbaEngine(NumpyEngine):
                     total = run_blocked(*args, dt == np.float32, self.block, MEMMAP_CHUNK)
         else:
             total = run(*args, np.zeros(net.k[1], dt), dt == np.float32)
-        for t in range(T):  # write back where a contiguous copy was used
-            if W[t] is not net.W[t]:
-                net.W[t][...] = W[t]
-            if has_bias and b[t] is not net.b[t]:
-                net.b[t][...] = b[t]
+        write_back(net, W, b)
         return float(total)
 
     def minibatch_ok(self, net, b) -> bool:
@@ -171,6 +167,15 @@ class NumbaEngine(NumpyEngine):
             return total
         return numba_batch.run_minibatch_sgd(net, _rows_source(X, dt), _rows_source(Y, dt), rows, etas, lam,
                                              regularize_bias)
+
+
+def write_back(net, W, b):
+    """Copy the compiled loop's weights into ``net`` where they were contiguous copies of its own."""
+    for t in range(net.T):
+        if W[t] is not net.W[t]:
+            net.W[t][...] = W[t]
+        if net.b[t] is not None and b[t] is not net.b[t]:
+            net.b[t][...] = b[t]
 
 
 def _rows_source(X, dt):
