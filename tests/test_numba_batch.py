@@ -116,22 +116,25 @@ def test_threads_follow_the_blas_limit():
     assert numba_batch.threads() >= 1
 
 
-def test_select_engine_and_sgd_use_it_for_large_float32_batches(monkeypatch):
+@pytest.mark.parametrize("batch", [32, 64])
+def test_select_engine_and_sgd_use_it_for_large_float32_batches(monkeypatch, batch):
     """lp.sgd picks the compiled loop for float32 batches of >= FUSED_MIN_ELEMENTS activations and
-    gives the step-by-step path's weights (shuffled epochs: the last batch is shorter)."""
+    gives the step-by-step path's weights (shuffled epochs: the last batch is shorter). Batch 64
+    takes the split second region where there are two threads."""
     net = make_net("sigmoid", "softmax_cross_entropy", sizes=(20, 300, 10))
     X, Y = make_data(net, 250)
-    assert select_engine(net, batch_size=32).name == "numba"
+    assert select_engine(net, batch_size=batch).name == "numba"
     assert NumbaEngine().minibatch_ok(net, 32) and not NumbaEngine().minibatch_ok(net, 16)
     calls = []
     real = numba_batch.run_minibatch_sgd
     monkeypatch.setattr(numba_batch, "run_minibatch_sgd", lambda *a, **k: calls.append(a[3].shape) or real(*a, **k))
-    kw = {"epochs": 3, "batch_size": 32, "step_size": 0.2, "l2": 1e-3, "validation": (X[:50], Y[:50]),
+    kw = {"epochs": 3, "batch_size": batch, "step_size": 0.2, "l2": 1e-3, "validation": (X[:50], Y[:50]),
           "eval_every": 5}
     fast = lp.sgd(net, X, Y, **kw)
     step = lp.sgd(net, X, Y, engine="numpy", **kw)
-    assert calls and any(len(c) == 2 and c[1] == 26 for c in calls)  # 250 = 7 x 32 + 26
-    assert fast.iterations == step.iterations == 24
+    last = 250 % batch  # 250 = 7 x 32 + 26 = 3 x 64 + 58
+    assert calls and any(len(c) == 2 and c[1] == last for c in calls)
+    assert fast.iterations == step.iterations == 3 * -(-250 // batch)
     assert_close(fast.network.W + fast.network.b, step.network.W + step.network.b, tol=2e-4)
     assert [h["train_loss"] for h in fast.history] == pytest.approx([h["train_loss"] for h in step.history], rel=1e-4)
 
