@@ -75,13 +75,14 @@ def _blas_controller():
 
 
 class NumbaEngine(NumpyEngine):
-    """The NumPy engine's gradient sums, plus the book's batch-1 SGD as one compiled loop."""
+    """The NumPy engine's gradient sums, plus the book's SGD as compiled loops: batch 1
+    (``run_book_sgd``) and float32 minibatches (``run_minibatch_sgd``)."""
 
     name = "numba"
     #: examples per block of the dense-W_0 loop (``run_blocked``); 1 = W_0 written every example
     block = 64
-    #: threads for the block products of the dense-W_0 loop (None: numba's pool, at most the BLAS
-    #: limit; see ``numba_batch.threads``)
+    #: threads for the compiled loops (the batch-1 blocks' products, the minibatch loop; None:
+    #: numba's pool, at most the BLAS limit, see ``numba_batch.threads``)
     threads = None
 
     def _threads(self):
@@ -162,11 +163,14 @@ class NumbaEngine(NumpyEngine):
                 flat = r.ravel()
                 total += numba_batch.run_minibatch_sgd(
                     net, _rows_source(X[flat], dt), _rows_source(np.asarray(Y)[flat], dt),
-                    np.arange(flat.size, dtype=np.int64).reshape(r.shape), etas[s:s + per], lam, regularize_bias)
-            release_pages(X)
+                    np.arange(flat.size, dtype=np.int64).reshape(r.shape), etas[s:s + per], lam, regularize_bias,
+                    n_threads=self.threads)
+            for A in (X, Y):
+                if isinstance(A, np.memmap):
+                    release_pages(A)
             return total
         return numba_batch.run_minibatch_sgd(net, _rows_source(X, dt), _rows_source(Y, dt), rows, etas, lam,
-                                             regularize_bias)
+                                             regularize_bias, n_threads=self.threads)
 
 
 def write_back(net, W, b):
