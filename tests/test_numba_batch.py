@@ -198,3 +198,77 @@ def test_compiled_functions_can_be_cached_on_disk():
     assert {"run", "run_blocked", "run_blocked_parallel", "run_minibatch", "_bias_act_one", "gemm"} <= names
     for f in cached:
         assert f.py_func.__closure__ is None, f.py_func.__qualname__
+
+
+# -- the update rules of optim.py in the loop (momentum, nesterov, adam) ----------------------------
+def reference_rule_sgd(net, X, Y, rows, etas, name, lam, regularize_bias):
+    """The step-by-step loop in float64: the reference's mean gradient, then ``optim``'s rule."""
+    from layerprop.optim import get_optimizer
+    net = net.astype("float64")
+    opt = get_optimizer(name, net, lam=lam, regularize_bias=regularize_bias)
+    ref = ReferenceEngine()
+    for r, eta in zip(rows, etas):
+        _, n, gW, gb = ref.gradient_sums(net, X[r].astype(float), Y[r].astype(float), None)
+        opt.step(net, [g / n for g in gW], [None if g is None else g / n for g in gb], float(eta))
+    return net, opt
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("masked,bias,regularize_bias", [(False, True, True), (True, True, False), (True, False, True)])
+@pytest.mark.parametrize("name", ["momentum", "nesterov", "adam"])
+def test_compiled_loop_runs_the_update_rules_of_optim(name, masked, bias, regularize_bias, threads):
+    from layerprop.optim import get_optimizer
+    net = make_net("relu", "softmax_cross_entropy", masked=masked, bias=bias)
+    X, Y = make_data(net)
+    rng = np.random.default_rng(5)
+    rows, etas = rng.integers(0, len(X), (12, 13)), rng.uniform(0.002, 0.02, 12)
+    want, want_opt = reference_rule_sgd(net, X, Y, rows, etas, name, 1e-2, regularize_bias)
+    opt = get_optimizer(name, net, lam=1e-2, regularize_bias=regularize_bias)
+    numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, 1e-2, regularize_bias, n_threads=threads, opt=opt)
+    assert opt.t == want_opt.t == 12
+    assert_close(net.W + net.b, want.W + want.b, tol=1e-4 if name == "adam" else TOL)
+    for key in want_opt.state:  # the optimizer state, updated in place, is the rule's state
+        assert_close(opt.state[key][0] + opt.state[key][1], want_opt.state[key][0] + want_opt.state[key][1],
+                     tol=1e-4 if name == "adam" else TOL)
+    for t in range(net.T):  # phantom entries of the weights and of the state stay exactly 0
+        off = ~np.asarray(net.masks[t])
+        assert np.all(net.W[t][off] == 0.0)
+        assert all(np.all(opt.state[key][0][t][off] == 0.0) for key in opt.state)
+
+
+@pytest.mark.parametrize("optimizer", ["momentum", "adam"])
+def test_sgd_with_a_rule_uses_the_loop_and_resumes_bitwise(tmp_path, monkeypatch, optimizer):
+    """lp.sgd takes the compiled loop for momentum and adam too: the step-by-step path's numbers
+    (float32 tolerance), and a resumed run is the uninterrupted one bit for bit."""
+    net = make_net("sigmoid", "softmax_cross_entropy", sizes=(20, 300, 10))
+    X, Y = make_data(net, 250)
+    assert select_engine(net, batch_size=64, optimizer=optimizer).name == "numba"
+    calls = []
+    real = numba_batch.run_minibatch_sgd
+    monkeypatch.setattr(numba_batch, "run_minibatch_sgd", lambda *a, **k: calls.append(1) or real(*a, **k))
+    kw = {"epochs": 3, "batch_size": 64, "step_size": 0.01, "l2": 1e-3, "optimizer": optimizer,
+          "validation": (X[:50], Y[:50]), "eval_every": 5}  # (checkpoints: every evaluation)
+    fast = lp.sgd(net, X, Y, checkpoint=tmp_path / "a", **kw)
+    assert calls
+    step = lp.sgd(net, X, Y, engine="numpy", **kw)
+    assert_close(fast.network.W + fast.network.b, step.network.W + step.network.b, tol=1e-4)
+    assert [h["train_loss"] for h in fast.history] == pytest.approx([h["train_loss"] for h in step.history], rel=1e-4)
+    first = lp.sgd(net, X, Y, checkpoint=tmp_path / "b", **{**kw, "epochs": 1})
+    resumed = lp.sgd(net, X, Y, checkpoint=tmp_path / "b", resume=True, **kw)
+    assert first.iterations < resumed.iterations == fast.iterations
+    for u, v in zip(fast.network.W + fast.network.b, resumed.network.W + resumed.network.b):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_a_diverging_rule_run_names_the_step_paths_iteration():
+    """A non-finite loss in the loop: the chunk is redone step by step from its first weights and
+    optimizer state, and the error names the same iteration as the NumPy engine's run."""
+    net = make_net("relu", "softmax_cross_entropy", sizes=(20, 300, 10))
+    X, Y = make_data(net, 250)
+    X *= 50
+    errs = []
+    for engine in ("auto", "numpy"):
+        with pytest.raises(lp.DivergenceError) as e:
+            lp.sgd(net, X, Y, epochs=5, batch_size=64, step_size=1e5, optimizer="momentum", engine=engine)
+        errs.append(e.value.iteration)
+    assert errs[0] == errs[1]

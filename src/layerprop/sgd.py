@@ -13,6 +13,7 @@ are documented once, in ``docs/training.md`` and in :func:`sgd`'s docstring.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -410,23 +411,33 @@ class _Run:
 
     def fast_ok(self):
         """Whether the engine's compiled loop of the book's update can run these iterations:
-        ``run_book_sgd`` (batch 1) or ``run_minibatch_sgd`` (b > 1, where the engine takes the
-        network and batch size), plain SGD with nothing between the gradient and the update."""
+        ``run_book_sgd`` (batch 1, the book's update) or ``run_minibatch_sgd`` (b > 1, where the
+        engine takes the network, batch size and update rule), with nothing between the gradient
+        and the update."""
         s = self.s
         if s.b == 1:
-            compiled = hasattr(self.engine, "run_book_sgd")
+            compiled = hasattr(self.engine, "run_book_sgd") and s.optimizer == "sgd"
         else:
             compiled = (hasattr(self.engine, "run_minibatch_sgd")
-                        and self.engine.minibatch_ok(self.net, s.b))
-        return (compiled and s.optimizer == "sgd" and s.clip_norm is None and s.r is None and self.avg is None
+                        and self.engine.minibatch_ok(self.net, s.b, s.optimizer))
+        return (compiled and s.clip_norm is None and s.r is None and self.avg is None
                 and self.reduce is None and is_numpy_array(self.net.W[0]))
+
+    def numpy_side(self):
+        """The context of the run's NumPy work (evaluations, gradient norms) while the engine's
+        compiled loops do the steps on their own threads: one BLAS thread, because a multi-threaded
+        OpenBLAS keeps its workers spinning for ~0.1 s after each call, and they would take a core
+        from the next chunk's loop."""
+        if self.fast_ok() and hasattr(self.engine, "one_blas_thread"):
+            return self.engine.one_blas_thread()
+        return contextlib.nullcontext()
 
     def run(self, i0, i1):
         """Iterations i0+1 .. i1 (a chunk between evaluations and checkpoints)."""
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # divergence is checked
             if self.trainer_ok():
                 self._run_trainer(i0, i1)
-            elif self.fast_ok() and i1 - i0 > 1:
+            elif self.fast_ok():
                 self._run_fast(i0, i1)
             else:
                 for i in range(i0 + 1, i1 + 1):
@@ -486,6 +497,7 @@ class _Run:
         iteration's gradient norm is measured from a copy of the weights before it."""
         s, net = self.s, self.net
         before = (self._copy(net.W), self._copy(net.b))
+        state = self.opt.state_dict() if self.opt.state else None  # (the loop updates it in place)
         rows = self._chunk_rows(i0, i1)
         etas = np.array([s.schedule(i) for i in range(i0 + 1, i1 + 1)], dtype=np.float64)
         loss_sum = self._compiled_steps(rows[:-1], etas[:-1])
@@ -493,6 +505,8 @@ class _Run:
         loss_sum += self._compiled_steps(rows[-1:], etas[-1:])
         if not (math.isfinite(loss_sum) and self._finite(net.W, net.b)):
             net.replace_params(*before)  # find the exact iteration with the step-by-step path
+            if state is not None:
+                self.opt.load_state_dict(state)
             for i in range(i0 + 1, i1 + 1):
                 self.step(i)
             raise self._diverged(i1, "a weight is not finite")
@@ -511,13 +525,14 @@ class _Run:
         if isinstance(rows, np.ndarray):
             if s.b == 1:
                 return self.engine.run_book_sgd(net, s.X, s.Y, rows.ravel(), etas, lam, rb)
-            return self.engine.run_minibatch_sgd(net, s.X, s.Y, rows, etas, lam, rb)
+            return self.engine.run_minibatch_sgd(net, s.X, s.Y, rows, etas, lam, rb, opt=self.opt)
         total, i = 0.0, 0
         while i < len(rows):
             j = i + 1
             while j < len(rows) and len(rows[j]) == len(rows[i]):
                 j += 1
-            total += self.engine.run_minibatch_sgd(net, s.X, s.Y, np.stack(rows[i:j]), etas[i:j], lam, rb)
+            total += self.engine.run_minibatch_sgd(net, s.X, s.Y, np.stack(rows[i:j]), etas[i:j], lam, rb,
+                                                   opt=self.opt)
             i = j
         return total
 
@@ -673,6 +688,11 @@ def _loop(run: _Run, s: _Setup):
     if run.stop_reason == "early_stopping":
         return
     run.stop_reason = None
+    with run.numpy_side():
+        _chunks(run, s)
+
+
+def _chunks(run: _Run, s: _Setup):
     while run.i < s.tau:
         i0 = run.i
         nxt = min(s.tau, (i0 // s.eval_every + 1) * s.eval_every)

@@ -11,7 +11,8 @@ The contract every engine keeps::
 
 An engine may also offer ``run_book_sgd(net, X, Y, rows, etas, lam, regularize_bias)``: the
 book's update with batch size 1 for ``len(rows)`` iterations, in place, returning the loss sum;
-and ``run_minibatch_sgd`` (same arguments, ``rows`` an (m, b) array) with ``minibatch_ok(net, b)``.
+and ``run_minibatch_sgd`` (same arguments, ``rows`` an (m, b) array, and ``opt``, an update rule
+of ``optim``) with ``minibatch_ok(net, b, optimizer)``.
 
 The engines:
 
@@ -20,7 +21,8 @@ The engines:
 ``numpy``      in-place NumPy float32/float64 with preallocated buffers (``numpy_fast.py``);
                its ``run_book_sgd`` is a NumPy loop (the fallback when numba is missing)
 ``numba``      the NumPy engine plus the book's SGD as compiled loops: batch 1
-               (``numba_single.py``) and float32 minibatches on all cores (``numba_batch.py``);
+               (``numba_single.py``) and float32 minibatches on all cores with the book's
+               update, momentum, nesterov or adam (``numba_batch.py``);
                needs the ``fast`` extra
 =============  ==========================================================================
 
@@ -64,7 +66,7 @@ def select_engine(net, *, batch_size=1, optimizer="sgd", engine="auto"):
         return CudaGraphEngine() if net.W[0].is_cuda else TorchEngine()
     if not numpy_fast.supports(net):
         return ReferenceEngine()
-    if optimizer == "sgd" and numba_single.available() and numba_single.supports(net) and (
-            batch_size == 1 or NumbaEngine().minibatch_ok(net, batch_size)):
+    if numba_single.available() and numba_single.supports(net) and (
+            (batch_size == 1 and optimizer == "sgd") or NumbaEngine().minibatch_ok(net, batch_size, optimizer)):
         return NumbaEngine()
     return NumpyEngine()

@@ -762,12 +762,74 @@ def reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, l
                     bt[r] = 0
 
 
+@jit
+def sum_parts(C, r, P):
+    """C[0, r] <- sum_q C[q, r]: the threads' parts of row r of a summed gradient, added up."""
+    g = C[0, r]
+    for q in range(1, P):
+        gq = C[q, r]
+        for j in range(g.shape[0]):
+            g[j] += gq[j]
+    return g
+
+
+@jit
+def rule_update(w, g, n, eta, lam, off_row, masked, code, hyp, rate, s1, s2):
+    """One row of weights w (and its optimizer state s1, s2) from the summed gradient g over n
+    rows, as ``optim.py``: d = g / n + lam w; momentum (code 1) u = mu u - eta d, w += u;
+    nesterov (2) the same with w += mu u - eta d; adam (3) m = b1 m + (1 - b1) d,
+    s = b2 s + (1 - b2) d^2, w -= rate m / (sqrt(s) + eps). Phantom entries (off_row) stay 0."""
+    # the constants as optim.py's NumPy arithmetic rounds them (Python floats cast to float32)
+    mu, b1, b2, eps, c1, c2 = f32(hyp[0]), f32(hyp[1]), f32(hyp[2]), f32(hyp[3]), f32(1.0 - hyp[1]), f32(1.0 - hyp[2])
+    for j in range(w.shape[0]):
+        if masked and off_row[j]:
+            w[j] = 0
+            s1[j] = 0
+            if code == 3:
+                s2[j] = 0
+            continue
+        d = g[j] / n + lam * w[j]
+        if code == 3:
+            m = b1 * s1[j] + c1 * d
+            v = b2 * s2[j] + c2 * (d * d)
+            s1[j] = m
+            s2[j] = v
+            w[j] = w[j] + (-rate * m / (np.sqrt(v) + eps))
+        else:
+            u = mu * s1[j] - eta * d
+            s1[j] = u
+            w[j] = w[j] + (u if code == 1 else mu * u - eta * d)
+
+
+@jit
+def optimizer_update(p, P, W, b, has_bias, off, boff, Cp, bp, n, eta, lam, lam_b, code, hyp, rate, S1W, S2W, S1b,
+                     S2b):
+    """Thread p's rows of every W_t and b_t by the update rule ``code`` (``rule_update``) from the
+    threads' parts of the summed gradient."""
+    for t in range(len(W)):
+        Wt = W[t]
+        k1 = Wt.shape[0]
+        r0, r1 = p * k1 // P, (p + 1) * k1 // P
+        for r in range(r0, r1):
+            g = sum_parts(Cp[t], r, P)
+            rule_update(Wt[r], g, n, eta, lam, off[t][r], True, code, hyp, rate, S1W[t][r], S2W[t][r])
+        if has_bias and r1 > r0:
+            B = bp[t]
+            for q in range(1, P):
+                for r in range(r0, r1):
+                    B[0, r] += B[q, r]
+            rule_update(b[t][r0:r1], B[0, r0:r1], n, eta, lam_b, boff[t][r0:r1], True, code, hyp, rate,
+                        S1b[t][r0:r1], S2b[t][r0:r1])
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def run_minibatch(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas, lam, lam_b, O, G, gb, Yb, lrows,
-                  chars, ints, scal, slope, P, split, Cp, bp):
-    """len(rows) iterations of the book's minibatch SGD, in place; returns the sum of the losses.
-    ``split``: each thread sums its own rows' weight gradient (Cp, bp) in the first region and the
-    second adds the parts into the update; else the second region's GEMMs write the update."""
+                  chars, ints, scal, slope, P, split, Cp, bp, code, hyp, t0, S1W, S2W, S1b, S2b):
+    """len(rows) iterations of minibatch SGD, in place; returns the sum of the losses. ``code``
+    0: the book's update; 1-3: momentum, nesterov, adam (``optimizer_update``; state S1, S2;
+    ``t0`` Adam's steps so far). ``split``: each thread sums its own rows' weight gradient
+    (Cp, bp) in the first region and the second adds the parts into the update (always for
+    code > 0); else the second region's GEMMs write the book's update."""
     total = 0.0
     part = np.zeros(P)
     n = rows.shape[1]
@@ -780,10 +842,16 @@ def run_minibatch(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas
                 partial_gradients(p, P, O, G, Cp, bp, has_bias, chars, ints, scal)
         for p in range(P):
             total += part[p]
+        eta = etas[it]
+        k = t0 + it + 1  # Adam's bias correction, as optim.Adam (its t counts the steps)
+        rate = f32(eta * np.sqrt(1.0 - hyp[2] ** k) / (1.0 - hyp[1] ** k)) if code == 3 else f32(0.0)
         for p in prange(P):
-            if split:
-                reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, etas[it], lam, lam_b)
+            if code > 0:
+                optimizer_update(p, P, W, b, has_bias, off, boff, Cp, bp, n, eta, lam, lam_b, code, hyp, rate,
+                                 S1W, S2W, S1b, S2b)
+            elif split:
+                reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, lam_b)
             else:
-                minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, etas[it], lam, lam_b, chars,
+                minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam, lam_b, chars,
                                  ints, scal)
     return total

@@ -35,6 +35,7 @@ from .numba_single import LEAKY_SLOPE
 # activations of the fused float32 kernels (numba_single.FUSED_ACTS) and the losses handled here
 ACTIVATION_CODES = {"identity": 0, "sigmoid": 1, "relu": 3, "leaky_relu": 4}
 LOSSES = ("squared", "softmax_cross_entropy")
+RULES = ("sgd", "momentum", "nesterov", "adam")  # the update rules of optim.py the loop runs
 SPLIT_MIN_ROWS = 64  # batches of at least this many rows (and > 1 thread): each thread sums its own rows' gradient
 
 _STARTED_IN = None  # the process that first ran a parallel loop (numba's thread pool lives there)
@@ -80,10 +81,12 @@ def threads() -> int:
     return max(1, min([numba.get_num_threads()] + blas))
 
 
-def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_threads=None, split=None):
+def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_threads=None, split=None, opt=None):
     """The book's SGD (SSBD 20.6) on the batches ``rows`` (m x b), in place on ``net``'s float32
     weights; returns the sum of the losses at the iterates used. X, Y: float32 C-contiguous
-    arrays (the caller copies a memmap's rows first)."""
+    arrays (the caller copies a memmap's rows first). ``opt``: an ``optim`` update rule of this
+    network (momentum, nesterov, adam; its state is updated in place and its step count by m);
+    None or the book's "sgd": the book's update."""
     from .numba_single import _one_blas_thread, write_back
 
     T, dt = net.T, np.float32
@@ -102,8 +105,12 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
     O = tuple(np.empty((n, k), dt) for k in net.k)
     G = (np.empty((n, 1), dt),) + tuple(np.empty((n, k), dt) for k in net.k[1:])
     gb = tuple(np.empty(k, dt) for k in net.k[1:])
+    code = RULES.index(opt.name) if opt is not None else 0
     if split is None:
-        split = P > 1 and n >= SPLIT_MIN_ROWS
+        split = code > 0 or (P > 1 and n >= SPLIT_MIN_ROWS)
+    if code and not split:
+        raise ValueError(f"the {opt.name!r} update needs split=True")
+    S1W, S2W, S1b, S2b, hyp, t0 = _rule_state(opt, code, W, b)
     Cp = tuple(np.empty((P, w.shape[0], w.shape[1]) if split else (P, 1, 1), dt) for w in W)
     bp = tuple(np.empty((P, w.shape[0]) if split else (P, 1), dt) for w in W)
     etas = np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dt), (m,)))
@@ -112,6 +119,24 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
         total = kernel()(W, b, has_bias, dense, off, boff, acts, LOSSES.index(net.loss.name), X, Y, rows, etas,
                          dt(lam), dt(lam_b), O, G, gb, np.empty((n, net.k[-1]), dt), np.empty(n),
                          np.frombuffer(b"NT", np.uint8).copy(), np.zeros((P, 6), np.int32), np.zeros((P, 2), dt),
-                         dt(LEAKY_SLOPE), P, split, Cp, bp)
+                         dt(LEAKY_SLOPE), P, split, Cp, bp, code, hyp, t0, S1W, S2W, S1b, S2b)
     write_back(net, W, b)
+    if code:
+        opt.t += m
     return float(total)
+
+
+def _rule_state(opt, code, W, b):
+    """The update rule's state arrays per layer (velocity; or Adam's m and s), its constants
+    (mu, beta_1, beta_2, epsilon) and step count, in the loop's form (placeholders for "sgd")."""
+    dt = np.float32
+    if code == 0:
+        empty = tuple(np.zeros((1, 1), dt) for _ in W)
+        return empty, empty, tuple(np.zeros(1, dt) for _ in W), tuple(np.zeros(1, dt) for _ in W), np.zeros(4), 0
+    names = ("velocity", "velocity") if code < 3 else ("m", "s")
+    S1W, S1b = opt.state[names[0]]
+    S2W, S2b = opt.state[names[1]]
+    none = lambda arrs: tuple(np.zeros(len(v), dt) if a is None else a for a, v in zip(arrs, b))  # noqa: E731
+    hyp = (np.array([opt.mu, 0.0, 0.0, 0.0]) if code < 3
+           else np.array([0.0, opt.beta_1, opt.beta_2, opt.epsilon]))
+    return tuple(S1W), tuple(S2W), none(S1b), none(S2b), hyp, int(opt.t)

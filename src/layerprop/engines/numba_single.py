@@ -85,6 +85,15 @@ class NumbaEngine(NumpyEngine):
     #: numba's pool, at most the BLAS limit, see ``numba_batch.threads``)
     threads = None
 
+    def one_blas_thread(self):
+        """A context with one thread for every BLAS library (see ``_one_blas_thread``), for the
+        NumPy work between the compiled loops' calls; the loops keep the thread count the limits
+        gave before it (``threads``, fixed here where it was None)."""
+        if self.threads is None:
+            from . import numba_batch
+            self.threads = numba_batch.threads()
+        return _one_blas_thread()
+
     def _threads(self):
         from . import numba_batch
         if not numba_batch.usable():  # a forked child: no OpenMP pool there
@@ -139,18 +148,20 @@ class NumbaEngine(NumpyEngine):
         write_back(net, W, b)
         return float(total)
 
-    def minibatch_ok(self, net, b) -> bool:
-        """Whether ``run_minibatch_sgd`` runs this network with batches of b rows: float32, the
-        fused kernels' activations and losses, and batches of at least ``FUSED_MIN_ELEMENTS``
-        activations in the widest layer (smaller ones never pay numba's import and start-up)."""
+    def minibatch_ok(self, net, b, optimizer="sgd") -> bool:
+        """Whether ``run_minibatch_sgd`` runs this network with batches of b rows and this update
+        rule: float32, the fused kernels' activations and losses, sgd/momentum/nesterov/adam, and
+        batches of at least ``FUSED_MIN_ELEMENTS`` activations in the widest layer (smaller ones
+        never pay numba's import and start-up)."""
         from . import numba_batch
-        return (b > 1 and numba_batch.supports(net) and b * max(net.k[1:]) >= FUSED_MIN_ELEMENTS
-                and numba_batch.usable())
+        return (b > 1 and optimizer in numba_batch.RULES and numba_batch.supports(net)
+                and b * max(net.k[1:]) >= FUSED_MIN_ELEMENTS and numba_batch.usable())
 
-    def run_minibatch_sgd(self, net, X, Y, rows, etas, lam, regularize_bias=True):
-        """The book's SGD (SSBD 20.6) on the minibatches ``rows`` (m x b, b > 1), in place, as one
-        compiled loop (``numba_batch``; float32); returns the sum of the losses at the iterates.
-        Rows of a memory-mapped X are read ``MEMMAP_CHUNK`` examples at a time."""
+    def run_minibatch_sgd(self, net, X, Y, rows, etas, lam, regularize_bias=True, opt=None):
+        """SGD (SSBD 20.6) on the minibatches ``rows`` (m x b, b > 1), in place, as one compiled
+        loop (``numba_batch``; float32): the book's update, or the update rule ``opt`` (momentum,
+        nesterov, adam: its state is updated in place); returns the sum of the losses at the
+        iterates. Rows of a memory-mapped X are read ``MEMMAP_CHUNK`` examples at a time."""
         from . import numba_batch
 
         rows = np.ascontiguousarray(rows, dtype=np.int64)
@@ -164,13 +175,13 @@ class NumbaEngine(NumpyEngine):
                 total += numba_batch.run_minibatch_sgd(
                     net, _rows_source(X[flat], dt), _rows_source(np.asarray(Y)[flat], dt),
                     np.arange(flat.size, dtype=np.int64).reshape(r.shape), etas[s:s + per], lam, regularize_bias,
-                    n_threads=self.threads)
+                    n_threads=self.threads, opt=opt)
             for A in (X, Y):
                 if isinstance(A, np.memmap):
                     release_pages(A)
             return total
         return numba_batch.run_minibatch_sgd(net, _rows_source(X, dt), _rows_source(Y, dt), rows, etas, lam,
-                                             regularize_bias, n_threads=self.threads)
+                                             regularize_bias, n_threads=self.threads, opt=opt)
 
 
 def write_back(net, W, b):
