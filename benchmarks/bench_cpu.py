@@ -310,6 +310,32 @@ def torch_optim_loop(net, X, Y, rows):
         opt.step()
 
 
+def rules_section(args, out):
+    """lp.sgd with the book's update, momentum and adam: the engine it picks (the compiled
+    minibatch loop, where numba is installed) against engine="numpy", interleaved."""
+    n = args.n
+    X, Y, _ = synthetic(n, SIZES[0], SIZES[-1])
+    net = lp.Network(lp.LayeredGraph.dense(SIZES), activation="sigmoid", loss="softmax_cross_entropy", seed=0,
+                     dtype="float32")
+    print(f"\n## lp.sgd with the update rules, one epoch of {n} examples, {'-'.join(map(str, SIZES))}, "
+          f"sigmoid, softmax CE, float32: engine auto against engine='numpy'")
+    for opt, lr in (("sgd", ETA), ("momentum", 0.01), ("adam", 1e-3)):
+        for batch in args.batches:
+            runs = {eng: (lambda eng=eng: lp.sgd(net, X, Y, epochs=1, batch_size=batch, step_size=lr, optimizer=opt,
+                                                 l2=LAM, seed=0, engine=eng, progress=False))
+                    for eng in ("auto", "numpy")}
+            times = {k: [] for k in runs}
+            for _ in range(args.repeats):
+                for k, f in runs.items():
+                    time.sleep(args.pause)
+                    t0 = time.perf_counter()
+                    f()
+                    times[k].append(time.perf_counter() - t0)
+            auto, numpy_ = (n / statistics.median(times[k]) for k in ("auto", "numpy"))
+            print(f"{opt:<10}{batch:>6}  auto {auto:>10.0f} ex/s  numpy {numpy_:>10.0f} ex/s  {auto / numpy_:.2f}x")
+            out.append(("rules", opt, batch, auto, numpy_))
+
+
 def predict_section(args, gemm, out):
     n, batch = args.n_pred, 4096
     X, _, _ = synthetic(n, SIZES[0], SIZES[-1], seed=4)
@@ -415,7 +441,7 @@ def main(argv=None):
                    help="the 1e6 x 784 memmap RSS run (auto: only in the full run)")
     p.add_argument("--memmap-rows", type=int, default=1_000_000)
     p.add_argument("--tmpdir", default=None, help="where to write the memmap file (default: the system's)")
-    p.add_argument("--sections", default="gemm,minibatch,book,predict,memmap")
+    p.add_argument("--sections", default="gemm,minibatch,book,rules,predict,memmap")
     p.add_argument("--pause", type=float, default=0.5,
                    help="seconds of sleep before each timed run, so that the thread pool of the peer "
                         "timed before (OpenBLAS, OpenMP) has stopped spinning (default 0.5)")
@@ -450,6 +476,8 @@ def main(argv=None):
             minibatch_section(args, gemm, out)
         if "book" in sections:
             book_section(args, out)
+        if "rules" in sections:
+            rules_section(args, out)
         if "predict" in sections:
             predict_section(args, gemm, out)
         gemm2 = matmul_rate(1024 if args.quick else 2048, args.repeats)
