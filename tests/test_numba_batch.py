@@ -272,3 +272,35 @@ def test_a_diverging_rule_run_names_the_step_paths_iteration():
             lp.sgd(net, X, Y, epochs=5, batch_size=64, step_size=1e5, optimizer="momentum", engine=engine)
         errs.append(e.value.iteration)
     assert errs[0] == errs[1]
+
+
+CONCURRENT = """
+import threading, numpy as np, layerprop as lp, numba
+rng = np.random.default_rng(0)
+X = rng.random((512, 64), dtype=np.float32)
+Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 512)]
+net = lp.Network(lp.LayeredGraph.dense([64, 512, 10]), activation="relu", loss="softmax_cross_entropy", seed=0,
+                 dtype="float32")
+out = []
+def work(seed, b):
+    out.append(lp.sgd(net, X, Y, epochs=5, batch_size=b, seed=seed, progress=False).iterations)
+ts = [threading.Thread(target=work, args=(s, b)) for s in range(2) for b in (1, 64)]
+[t.start() for t in ts]
+[t.join() for t in ts]
+print(sorted(out), numba.threading_layer())
+"""
+
+
+@pytest.mark.parametrize("layer", ["workqueue", "default"])
+def test_training_in_several_python_threads_at_once(layer):
+    """lp.sgd from several Python threads at once (batch 1 and 64, so both compiled loops): numba's
+    workqueue layer aborts the process on concurrent parallel launches, so there the calls take
+    turns (``numba_batch.call_parallel``); OpenMP or TBB run them side by side."""
+    import subprocess
+    import sys
+    env = {**os.environ, "NUMBA_THREADING_LAYER": layer}
+    res = subprocess.run([sys.executable, "-c", CONCURRENT], capture_output=True, text=True, env=env, timeout=300,
+                         check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.split()[-1] in (("workqueue",) if layer == "workqueue" else ("omp", "tbb", "workqueue"))
+    assert res.stdout.startswith("[40, 40, 2560, 2560]")

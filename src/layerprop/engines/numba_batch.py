@@ -27,6 +27,7 @@ beta W + alpha G rather than W - eta (G / b + lam W), and the batch's sum in P p
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -39,6 +40,8 @@ RULES = ("sgd", "momentum", "nesterov", "adam")  # the update rules of optim.py 
 SPLIT_MIN_ROWS = 64  # batches of at least this many rows (and > 1 thread): each thread sums its own rows' gradient
 
 _STARTED_IN = None  # the process that first ran a parallel loop (numba's thread pool lives there)
+_LAYER = None  # numba's threading layer, known after the first parallel call
+_LOCK = threading.Lock()
 
 
 def supports(net) -> bool:
@@ -69,6 +72,23 @@ def usable() -> bool:
     pool, the fastest here) cannot start its threads again after a fork, and numba terminates such
     a child; there the training loop takes the NumPy engine's step instead."""
     return _STARTED_IN is None or _STARTED_IN == os.getpid()
+
+
+def call_parallel(fn, *args):
+    """``fn(*args)`` for a compiled ``parallel=True`` function. Under numba's "workqueue" layer (the
+    one left where neither OpenMP nor TBB is installed), which aborts the process when two Python
+    threads launch parallel code at once, the calls take turns; under "omp" and "tbb" they run
+    concurrently."""
+    global _LAYER
+    started()
+    if _LAYER is not None and _LAYER != "workqueue":
+        return fn(*args)
+    with _LOCK:
+        out = fn(*args)
+        if _LAYER is None:
+            import numba
+            _LAYER = numba.threading_layer()
+        return out
 
 
 def threads() -> int:
@@ -116,10 +136,11 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
     etas = np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dt), (m,)))
     lam_b = lam if regularize_bias else 0.0
     with _one_blas_thread():
-        total = kernel()(W, b, has_bias, dense, off, boff, acts, LOSSES.index(net.loss.name), X, Y, rows, etas,
-                         dt(lam), dt(lam_b), O, G, gb, np.empty((n, net.k[-1]), dt), np.empty(n),
-                         np.frombuffer(b"NT", np.uint8).copy(), np.zeros((P, 6), np.int32), np.zeros((P, 2), dt),
-                         dt(LEAKY_SLOPE), P, split, Cp, bp, code, hyp, t0, S1W, S2W, S1b, S2b)
+        total = call_parallel(kernel(), W, b, has_bias, dense, off, boff, acts, LOSSES.index(net.loss.name), X, Y,
+                              rows, etas, dt(lam), dt(lam_b), O, G, gb, np.empty((n, net.k[-1]), dt), np.empty(n),
+                              np.frombuffer(b"NT", np.uint8).copy(), np.zeros((P, 6), np.int32),
+                              np.zeros((P, 2), dt), dt(LEAKY_SLOPE), P, split, Cp, bp, code, hyp, t0, S1W, S2W,
+                              S1b, S2b)
     write_back(net, W, b)
     if code:
         opt.t += m
@@ -136,7 +157,8 @@ def _rule_state(opt, code, W, b):
     names = ("velocity", "velocity") if code < 3 else ("m", "s")
     S1W, S1b = opt.state[names[0]]
     S2W, S2b = opt.state[names[1]]
-    none = lambda arrs: tuple(np.zeros(len(v), dt) if a is None else a for a, v in zip(arrs, b))  # noqa: E731
+    def none(arrs):  # the bias slots of a network without biases: placeholders
+        return tuple(np.zeros(len(v), dt) if a is None else a for a, v in zip(arrs, b))
     hyp = (np.array([opt.mu, 0.0, 0.0, 0.0]) if code < 3
            else np.array([0.0, opt.beta_1, opt.beta_2, opt.epsilon]))
     return tuple(S1W), tuple(S2W), none(S1b), none(S2b), hyp, int(opt.t)

@@ -140,7 +140,8 @@ class NumbaEngine(NumpyEngine):
             P = self._threads()
             with _one_blas_thread():
                 if P > 1:
-                    total = run_blocked_parallel(*args, dt == np.float32, self.block, MEMMAP_CHUNK, P)
+                    from .numba_batch import call_parallel
+                    total = call_parallel(run_blocked_parallel, *args, dt == np.float32, self.block, MEMMAP_CHUNK, P)
                 else:
                     total = run_blocked(*args, dt == np.float32, self.block, MEMMAP_CHUNK)
         else:
