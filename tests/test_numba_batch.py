@@ -260,18 +260,33 @@ def test_sgd_with_a_rule_uses_the_loop_and_resumes_bitwise(tmp_path, monkeypatch
         np.testing.assert_array_equal(u, v)
 
 
+DIVERGE = """
+import numpy as np, layerprop as lp
+rng = np.random.default_rng(0)
+X = (rng.normal(size=(250, 20)) * 50).astype(np.float32)
+Y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 250)]
+net = lp.Network(lp.LayeredGraph.dense([20, 300, 10]), activation="relu", loss="softmax_cross_entropy", seed=2,
+                 dtype="float32")
+for engine in ("auto", "numpy"):
+    try:
+        lp.sgd(net, X, Y, epochs=5, batch_size=64, step_size=1e5, optimizer="momentum", engine=engine)
+    except lp.DivergenceError as e:
+        print(e.iteration)
+"""
+
+
 def test_a_diverging_rule_run_names_the_step_paths_iteration():
     """A non-finite loss in the loop: the chunk is redone step by step from its first weights and
-    optimizer state, and the error names the same iteration as the NumPy engine's run."""
-    net = make_net("relu", "softmax_cross_entropy", sizes=(20, 300, 10))
-    X, Y = make_data(net, 250)
-    X *= 50
-    errs = []
-    for engine in ("auto", "numpy"):
-        with pytest.raises(lp.DivergenceError) as e:
-            lp.sgd(net, X, Y, epochs=5, batch_size=64, step_size=1e5, optimizer="momentum", engine=engine)
-        errs.append(e.value.iteration)
-    assert errs[0] == errs[1]
+    optimizer state, and the error names the same iteration as the NumPy engine's run. (In a
+    child process, so that its inf and NaN stay out of the test worker's memory: one full run of
+    the suite this session saw a spurious "invalid value encountered in matmul" in later tiny
+    float32 products of finite numbers on the same worker; the cause was not established.)"""
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-c", DIVERGE], capture_output=True, text=True, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    first, second = res.stdout.split()
+    assert first == second
 
 
 CONCURRENT = """
