@@ -410,10 +410,9 @@ class _Run:
                 and self.reduce is None and self.dist is None and s.optimizer in OPTIMIZERS)
 
     def fast_ok(self):
-        """Whether the engine's compiled loop of the book's update can run these iterations:
-        ``run_book_sgd`` (batch 1, the book's update) or ``run_minibatch_sgd`` (b > 1, where the
-        engine takes the network, batch size and update rule), with nothing between the gradient
-        and the update."""
+        """Whether the engine's compiled loops can run these iterations: ``run_book_sgd`` (batch 1,
+        the book's update) or ``run_minibatch_sgd`` (b > 1, where the engine takes the network,
+        batch size and update rule), with nothing between the gradient and the update."""
         s = self.s
         if s.b == 1:
             compiled = hasattr(self.engine, "run_book_sgd") and s.optimizer == "sgd"
@@ -493,8 +492,8 @@ class _Run:
         self.acc[1] += float(wsum)
 
     def _run_fast(self, i0, i1):
-        """The engine's compiled loop of the book's update for iterations i0+1 .. i1; the last
-        iteration's gradient norm is measured from a copy of the weights before it."""
+        """Iterations i0+1 .. i1 in the engine's compiled loop (the book's update or the run's update
+        rule); the last iteration's gradient norm is measured from a copy of the weights before it."""
         s, net = self.s, self.net
         before = (self._copy(net.W), self._copy(net.b))
         state = self.opt.state_dict() if self.opt.state else None  # (the loop updates it in place)
@@ -693,6 +692,7 @@ def _loop(run: _Run, s: _Setup):
 
 
 def _chunks(run: _Run, s: _Setup):
+    """The chunks of ``_loop``: run, evaluate, checkpoint."""
     while run.i < s.tau:
         i0 = run.i
         nxt = min(s.tau, (i0 // s.eval_every + 1) * s.eval_every)
