@@ -730,6 +730,26 @@ def partial_gradients(p, P, O, G, Cp, bp, has_bias, chars, ints, scal):
 
 
 @jit
+def sum_parts(C, r, P):
+    """C[0, r] <- sum_q C[q, r]: the threads' parts of row r of a summed gradient, added up."""
+    g = C[0, r]
+    for q in range(1, P):
+        gq = C[q, r]
+        for j in range(g.shape[0]):
+            g[j] += gq[j]
+    return g
+
+
+@jit
+def sum_bias_parts(B, r0, r1, P):
+    """B[0, r] <- sum_q B[q, r] for r in r0 .. r1 - 1: the threads' parts of a summed bias gradient."""
+    for q in range(1, P):
+        for r in range(r0, r1):
+            B[0, r] += B[q, r]
+    return B[0]
+
+
+@jit
 def reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, lam_b):
     """Thread p's rows of every W_t: W_t <- (1 - eta lam) W_t - (eta / n) sum_q Cp[t][q] (the
     threads' parts of the summed gradient added here), b_t the same; phantom entries back to 0."""
@@ -739,11 +759,7 @@ def reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, l
         r0, r1 = p * k1 // P, (p + 1) * k1 // P
         keep, step_ = f32(1.0) - eta * lam, eta / n
         for r in range(r0, r1):
-            wr, g = Wt[r], C[0, r]  # thread 0's part takes the sum (rows r are this thread's)
-            for q in range(1, P):
-                gq = C[q, r]
-                for j in range(k0):
-                    g[j] += gq[j]
+            wr, g = Wt[r], sum_parts(C, r, P)  # thread 0's part takes the sum (rows r are this thread's)
             for j in range(k0):
                 wr[j] = wr[j] * keep - step_ * g[j]
             if not dense[t]:
@@ -752,25 +768,11 @@ def reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, l
                     if ot[j]:
                         wr[j] = 0
         if has_bias:
-            bt, bo, B = b[t], boff[t], bp[t]
+            bt, bo, g = b[t], boff[t], sum_bias_parts(bp[t], r0, r1, P)
             for r in range(r0, r1):
-                g = B[0, r]
-                for q in range(1, P):
-                    g += B[q, r]
-                bt[r] = bt[r] - (g / n + lam_b * bt[r]) * eta
+                bt[r] = bt[r] - (g[r] / n + lam_b * bt[r]) * eta
                 if bo[r]:
                     bt[r] = 0
-
-
-@jit
-def sum_parts(C, r, P):
-    """C[0, r] <- sum_q C[q, r]: the threads' parts of row r of a summed gradient, added up."""
-    g = C[0, r]
-    for q in range(1, P):
-        gq = C[q, r]
-        for j in range(g.shape[0]):
-            g[j] += gq[j]
-    return g
 
 
 @jit
@@ -814,11 +816,8 @@ def optimizer_update(p, P, W, b, has_bias, off, boff, Cp, bp, n, eta, lam, lam_b
             g = sum_parts(Cp[t], r, P)
             rule_update(Wt[r], g, n, eta, lam, off[t][r], True, code, hyp, rate, S1W[t][r], S2W[t][r])
         if has_bias and r1 > r0:
-            B = bp[t]
-            for q in range(1, P):
-                for r in range(r0, r1):
-                    B[0, r] += B[q, r]
-            rule_update(b[t][r0:r1], B[0, r0:r1], n, eta, lam_b, boff[t][r0:r1], True, code, hyp, rate,
+            g = sum_bias_parts(bp[t], r0, r1, P)
+            rule_update(b[t][r0:r1], g[r0:r1], n, eta, lam_b, boff[t][r0:r1], True, code, hyp, rate,
                         S1b[t][r0:r1], S2b[t][r0:r1])
 
 

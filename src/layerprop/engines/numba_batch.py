@@ -107,14 +107,12 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
     arrays (the caller copies a memmap's rows first). ``opt``: an ``optim`` update rule of this
     network (momentum, nesterov, adam; its state is updated in place and its step count by m);
     None or the book's "sgd": the book's update."""
-    from .numba_single import _one_blas_thread, write_back
+    from .numba_single import _one_blas_thread, contiguous_params, write_back
 
     T, dt = net.T, np.float32
     m, n = rows.shape
     P = max(1, min(n_threads or threads(), n))
-    W = tuple(np.ascontiguousarray(w) for w in net.W)  # (copies only where a weight is not C-ordered)
-    has_bias = net.b[0] is not None
-    b = tuple(np.ascontiguousarray(v) for v in net.b) if has_bias else tuple(np.zeros(0, dt) for _ in range(T))
+    W, b, has_bias = contiguous_params(net)
     masks = [np.asarray(mk, dtype=np.bool_) for mk in net.masks]
     dense = np.array([bool(mk.all()) for mk in masks])
     off = tuple(np.logical_not(mk) for mk in masks)

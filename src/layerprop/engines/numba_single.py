@@ -107,11 +107,7 @@ class NumbaEngine(NumpyEngine):
         """The book's SGD (SSBD 20.6) with batch size 1 for ``len(rows)`` iterations, in place;
         returns the sum of the losses l(w^(i)) on the rows used."""
         dt = net.W[0].dtype
-        T = net.T
-        W = tuple(np.ascontiguousarray(w) for w in net.W)
-        has_bias = net.b[0] is not None
-        b = tuple(np.ascontiguousarray(v) for v in net.b) if has_bias else \
-            tuple(np.zeros(0, dt) for _ in range(T))
+        W, b, has_bias = contiguous_params(net)
         M = tuple(np.ascontiguousarray(m, dtype=np.bool_) for m in net.masks)
         dense = np.array([bool(np.all(m)) for m in M], dtype=np.bool_)
         bM = tuple(np.ascontiguousarray(m, dtype=np.bool_) for m in net.bias_masks) \
@@ -183,6 +179,16 @@ class NumbaEngine(NumpyEngine):
             return total
         return numba_batch.run_minibatch_sgd(net, _rows_source(X, dt), _rows_source(Y, dt), rows, etas, lam,
                                              regularize_bias, n_threads=self.threads, opt=opt)
+
+
+def contiguous_params(net):
+    """(W, b, has_bias) for the compiled loops: C-ordered weights (copies only where ``net``'s are
+    not; ``write_back`` returns them), and empty bias placeholders where the network has none."""
+    W = tuple(np.ascontiguousarray(w) for w in net.W)
+    has_bias = net.b[0] is not None
+    b = (tuple(np.ascontiguousarray(v) for v in net.b) if has_bias
+         else tuple(np.zeros(0, net.W[0].dtype) for _ in range(net.T)))
+    return W, b, has_bias
 
 
 def write_back(net, W, b):
