@@ -81,10 +81,16 @@ def test_numpy_engine_dense_and_reused_buffers(dtype):
 
 
 def reference_book_sgd(net, X, Y, rows, etas, lam, regularize_bias):
-    """The book's loop, literally: v_i from the reference, w <- w - eta_i (v_i + lam w), masked."""
+    """The book's loop, literally: v_i from the reference, w <- w - eta_i (v_i + lam w), masked.
+
+    The reference's products run with NumPy's "invalid" flag ignored: in 2 of ~8 full runs of the
+    suite this session, the first 1x5 @ 5x7 float32 product here (finite operands, finite result)
+    raised "invalid value encountered in matmul" (cause not found; not reproducible alone). The
+    numbers themselves are still compared by the callers, so a real NaN still fails."""
     ref, total = ReferenceEngine(), 0.0
     for n, eta in zip(rows, etas):
-        loss, _, gW, gb = ref.gradient_sums(net, X[n:n + 1], Y[n:n + 1], None)
+        with np.errstate(invalid="ignore"):
+            loss, _, gW, gb = ref.gradient_sums(net, X[n:n + 1], Y[n:n + 1], None)
         total += loss
         W = [np.where(m, w - eta * (v + lam * w), 0) for w, v, m in zip(net.W, gW, net.masks)]
         lam_b = lam if regularize_bias else 0.0
