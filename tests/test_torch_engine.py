@@ -160,6 +160,32 @@ def test_trainer_equals_reference_steps(loss, output, optimizer, dtype, weighted
                 assert rel_err(a.numpy(), b) <= tol
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize("variant", ["soft_labels", "bias_not_regularized", "no_bias", "dense"])
+def test_trainer_flat_update_variants_equal_reference_steps(variant, optimizer):
+    """The trainer's flat update on the cases the main test leaves out: softmax targets whose rows do
+    not sum to 1, lam on the coefficients only, a network without biases, a dense network."""
+    net = random_net(sizes=(5, 6, 4, 3), loss="softmax_cross_entropy", output="identity", scale=0.5,
+                     bias=variant != "no_bias", density=1.0 if variant == "dense" else 0.6)
+    X, Y = random_data(net, n=40, loss="softmax_cross_entropy")
+    if variant == "soft_labels":
+        Y = np.random.default_rng(5).random(Y.shape) * 0.8
+    kw = {"lam": 0.05, "regularize_bias": variant != "bias_not_regularized"}
+    rows, etas = _rows(40, 4), list(np.linspace(0.3, 0.1, 11))
+    tn = net.to(torch)
+    ref_opt = get_optimizer(optimizer, net, **kw)
+    ref_loss, _ = _reference_steps(net, X, Y, None, rows, etas, ref_opt)
+    tr = CudaGraphTrainer(tn, X, Y, 4, optimizer, steps_per_graph=3, **kw)
+    assert tr._y_sums_one == (variant != "soft_labels")
+    loss, _ = tr.run(rows, etas)
+    tr.sync()
+    assert abs(loss - ref_loss) <= TOL["float64"] * abs(ref_loss)
+    for a, b in zip(list(tn.W) + list(tn.b), list(net.W) + list(net.b)):
+        assert (a is None) == (b is None)
+        if b is not None:
+            assert rel_err(a.numpy(), b) <= TOL["float64"]
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_trainer_keeps_phantom_weights_zero(optimizer):
     net = random_net(sizes=(5, 6, 3), dtype="float32")

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..optim import Optimizer, get_optimizer
 from . import torch_engine
-from .torch_engine import Buffers, Plan, TorchEngine, gradient_
+from .torch_engine import Buffers, Plan, TorchEngine, flat_views, gradient_, param_shapes
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
@@ -59,12 +59,12 @@ class CudaGraphEngine(TorchEngine):
 
 
 class _StepBuffers(Buffers):
-    """A step's buffers plus the sliced minibatch (x, y) and its row weights."""
+    """A step's buffers (the gradient as one flat vector) plus the sliced minibatch (x, y) and its row weights."""
 
     def __init__(self, plan, n, dtype, device, k_in, k_out, weighted):
         import torch
 
-        super().__init__(plan, n, dtype, device)
+        super().__init__(plan, n, dtype, device, flat_grad=True)
         self.x = torch.empty((n, k_in), dtype=dtype, device=device)
         self.y = torch.empty((n, k_out), dtype=dtype, device=device)
         self.r = torch.empty(n, dtype=dtype, device=device) if weighted else None
@@ -126,9 +126,20 @@ class CudaGraphTrainer:
                              f"got {tuple(self.X.shape)} and {tuple(self.Y.shape)}")
         self.r = None if sample_weight is None else dev(sample_weight)
         self.plan = Plan(net)
-        clone = lambda A: [None if a is None else a.detach().clone() for a in A]
-        self.W, self.bias = clone(net.W), clone(net.b)
-        self.state = {name: (clone(Ws), clone(bs)) for name, (Ws, bs) in self.opt.state.items()}
+        # the weights and each optimizer state as one flat vector each (W_t, b_t are views into it):
+        # an update is then a few kernels for all the arrays together, not a few per array
+        self._flat_w, (self.W, self.bias) = self._flat(net.W, net.b)
+        self.state, self._flat_state = {}, {}
+        for name, (Ws, bs) in self.opt.state.items():
+            self._flat_state[name], self.state[name] = self._flat(Ws, bs)
+        self._off = _flat_phantoms(self.plan)
+        lam_b = self.opt.lam_b if self.plan.bias else self.opt.lam
+        if self.opt.lam == lam_b:
+            self._lam = float(self.opt.lam)
+        else:  # biases not regularized: a vector of lam on the coefficients, lam_b on the biases
+            self._lam = torch.cat([torch.full((math.prod(s),), self.opt.lam if len(s) == 2 else lam_b,
+                                              dtype=self.dtype, device=self.device) for s in param_shapes(self.plan)])
+        self._y_sums_one = bool(torch.all(self.Y.sum(dim=1) == 1)) if self.plan.loss == "softmax_cross_entropy" else False
         self.t = self.opt.t
         self._buffers = {}
         new = lambda *shape, dtype=self.dtype: torch.zeros(shape, dtype=dtype, device=self.device)
@@ -168,11 +179,10 @@ class CudaGraphTrainer:
             wsum = r.sum()
             wsum_out.copy_(wsum)
             scale = torch.div(r, wsum.clamp_min(self._tiny), out=buf.scale)  # a batch of weight 0: v = 0
-        loss_rows = gradient_(self.plan, self.W, self.bias, buf.x, buf.y, scale, buf)
-        if self.r is None:
-            torch.sum(loss_rows, dim=0, out=loss_out)
+        if self.r is None:  # the loss sum straight into loss_out
+            gradient_(self.plan, self.W, self.bias, buf.x, buf.y, scale, buf, loss_out, self._y_sums_one)
         else:
-            torch.dot(loss_rows, buf.r, out=loss_out)
+            torch.dot(gradient_(self.plan, self.W, self.bias, buf.x, buf.y, scale, buf), buf.r, out=loss_out)
         coef = None
         if self.alpha:  # scikit-learn's alpha / (weight sum), 0 for a batch of weight 0; its penalty at w^(i)
             if wsum is None:
@@ -184,45 +194,46 @@ class CudaGraphTrainer:
                 pen_out.copy_(squares.mul_(0.5 * coef))
         self._update_(buf, eta, coef)
 
-    def _params(self, buf):
-        """(kind, t, w, mean gradient, lam, phantom positions) for every weight array."""
-        for t in range(self.plan.T):
-            yield "W", t, self.W[t], buf.gW[t], self.opt.lam, self.plan.offW[t]
-            if self.bias[t] is not None:
-                yield "b", t, self.bias[t], buf.gb[t], self.opt.lam_b, self.plan.offb[t]
-
-    def _update_(self, buf, eta, coef=None):
-        """The optimizer's update (optim.py's rules, in place); ``eta`` is the step multiplier;
-        ``coef`` (a number or a 0-d tensor) times W is added to the coefficients' gradient first."""
+    def _flat(self, Ws, bs):
+        """Copies of the arrays Ws, bs as (one flat vector, (views of W_t, views of b_t)) in it."""
         import torch
 
-        opt = self.opt
-        for kind, t, w, g, lam, off in self._params(buf):
-            slot = 0 if kind == "W" else 1
-            if coef is not None and kind == "W":  # scikit-learn's alpha term (the estimators)
-                if isinstance(coef, float):
-                    g.add_(w, alpha=coef)
-                else:
-                    g.addcmul_(w, coef)
-            if lam:
-                g.add_(w, alpha=lam)  # d = v + lam w
-            if opt.name == "sgd":  # the book: w <- w - eta_i (v_i + lam w)
-                w.addcmul_(g, eta, value=-1)
-            elif opt.name in ("momentum", "nesterov"):  # u = mu u - eta_i d; w += u (or mu u - eta_i d)
-                u = self.state["velocity"][slot][t]
-                u.mul_(opt.mu).addcmul_(g, eta, value=-1)
-                if opt.name == "momentum":
-                    w.add_(u)
-                else:
-                    w.add_(u, alpha=opt.mu).addcmul_(g, eta, value=-1)
-            else:  # adam; eta is eta_i sqrt(1 - b2^t) / (1 - b1^t)
-                m, s = self.state["m"][slot][t], self.state["s"][slot][t]
-                m.mul_(opt.beta_1).add_(g, alpha=1 - opt.beta_1)
-                s.mul_(opt.beta_2).addcmul_(g, g, value=1 - opt.beta_2)
-                q = torch.sqrt(s, out=g).add_(opt.epsilon)  # g is free now: reuse it
-                w.addcmul_(torch.div(m, q, out=q), eta, value=-1)
-            if off is not None:
-                w.masked_fill_(off, 0)
+        arrays = [a for pair in zip(Ws, bs) for a in pair if a is not None]
+        flat = torch.cat([a.detach().reshape(-1) for a in arrays]).to(device=self.device, dtype=self.dtype)
+        return flat, flat_views(flat, self.plan)
+
+    def _update_(self, buf, eta, coef=None):
+        """The optimizer's update (optim.py's rules) on all the weights at once, in place, as flat
+        vectors; ``eta`` is the step multiplier; ``coef`` (a number or a 0-d tensor) times W is added
+        to the coefficients' gradient first (scikit-learn's alpha; not the biases')."""
+        import torch
+
+        opt, w, g = self.opt, self._flat_w, buf.flat_g
+        if coef is not None:
+            for gw, W in zip(buf.gW, self.W):
+                gw.add_(W, alpha=coef) if isinstance(coef, float) else gw.addcmul_(W, coef)
+        if isinstance(self._lam, float):
+            if self._lam:
+                g.add_(w, alpha=self._lam)  # d = v + lam w
+        else:
+            g.addcmul_(w, self._lam)  # lam on the coefficients, lam_b on the biases
+        if opt.name == "sgd":  # the book: w <- w - eta_i (v_i + lam w)
+            w.addcmul_(g, eta, value=-1)
+        elif opt.name in ("momentum", "nesterov"):  # u = mu u - eta_i d; w += u (or mu u - eta_i d)
+            u = self._flat_state["velocity"]
+            u.mul_(opt.mu).addcmul_(g, eta, value=-1)
+            if opt.name == "momentum":
+                w.add_(u)
+            else:
+                w.add_(u, alpha=opt.mu).addcmul_(g, eta, value=-1)
+        else:  # adam; eta is eta_i sqrt(1 - b2^t) / (1 - b1^t)
+            m, s = self._flat_state["m"], self._flat_state["s"]
+            m.mul_(opt.beta_1).add_(g, alpha=1 - opt.beta_1)
+            s.mul_(opt.beta_2).addcmul_(g, g, value=1 - opt.beta_2)
+            q = torch.sqrt(s, out=g).add_(opt.epsilon)  # g is free now: reuse it
+            w.addcmul_(torch.div(m, q, out=q), eta, value=-1)
+        if self._off is not None:
+            w.masked_fill_(self._off, 0)
 
     def _block(self):
         """``steps_per_graph`` steps on the rows in ``self._rows`` (what the graph records)."""
@@ -232,10 +243,7 @@ class CudaGraphTrainer:
     # -- capture and replay ---------------------------------------------------------------------
     def _tensors(self):
         """Every tensor a step changes that must survive capture's warm-up unchanged."""
-        out = [w for w in self.W + self.bias if w is not None]
-        for Ws, bs in self.state.values():
-            out += [w for w in Ws + bs if w is not None]
-        return out
+        return [self._flat_w, *self._flat_state.values()]
 
     def _capture(self):
         """Warm up on a side stream (cuBLAS handles, workspaces), put the weights back, record one block."""
@@ -358,6 +366,21 @@ class CudaGraphTrainer:
                 if dst is not None:
                     dst.copy_(src)
         self.t = self.opt.t
+
+
+def _flat_phantoms(plan):
+    """The phantom positions of all the weights as one flat boolean vector (laid out as
+    torch_engine.flat_views), or None for a dense network."""
+    import torch
+
+    offs = []
+    for t in range(plan.T):
+        offs += [plan.offW[t], plan.offb[t]] if plan.bias else [plan.offW[t]]
+    if all(m is None for m in offs):
+        return None
+    dev = next(m for m in offs if m is not None).device
+    return torch.cat([torch.zeros(math.prod(s), dtype=torch.bool, device=dev) if m is None else m.reshape(-1)
+                      for m, s in zip(offs, param_shapes(plan))])
 
 
 def _positive(value, name):

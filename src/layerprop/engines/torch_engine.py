@@ -6,9 +6,9 @@ Same math as ``backprop.py`` (SSBD 20.6), written for torch without autograd:
   in-place element-wise ops), so the same addresses are reused step after step (which is what a
   CUDA graph needs, see ``cuda_graph.py``);
 - the bias is added inside the matrix product (``addmm``); ``o[t]`` is computed in place over
-  ``a[t]``, and sigma'(a_t) is taken from o_t where the activation allows it (sigmoid: o - o*o
-  in one ``addcmul``, tanh: 1 - o^2, relu/leaky relu: o > 0), so ``a[t]`` is kept only for
-  softplus layers and a binary cross-entropy output;
+  ``a[t]``, and sigma'(a_t) is taken from o_t where the activation allows it (sigmoid: o (1 - o),
+  tanh: 1 - o^2, each multiplied into g by torch's one fused backward kernel; relu/leaky relu:
+  o > 0), so ``a[t]`` is kept only for softplus layers and a binary cross-entropy output;
 - the folded ``g[t] = delta[t] * sigma'(a[t])`` is computed in the buffer of ``delta[t]``;
 - a per-row scale (the sample weights r, or r / sum(r) for the mean) multiplies g_T once:
   everything after g_T is linear in it;
@@ -19,6 +19,8 @@ torch is imported inside the functions that need it, so importing this module st
 """
 
 from __future__ import annotations
+
+import math
 
 SUPPORTED_ACTIVATIONS = frozenset({"sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity"})
 SUPPORTED_LOSSES = frozenset({"squared", "softmax_cross_entropy", "binary_cross_entropy", "poisson"})
@@ -57,10 +59,35 @@ class Plan:
                        for t in range(self.T + 1)]
 
 
-class Buffers:
-    """Every array one step needs, for one (plan, batch size n, dtype, device)."""
+def param_shapes(plan):
+    """The shapes of W_0, b_0, W_1, b_1, ... (biases only where the network has them), in the
+    order of a flat parameter vector."""
+    shapes = []
+    for t in range(plan.T):
+        shapes.append((plan.k[t + 1], plan.k[t]))
+        if plan.bias:
+            shapes.append((plan.k[t + 1],))
+    return shapes
 
-    def __init__(self, plan, n, dtype, device):
+
+def flat_views(flat, plan):
+    """([W_0, W_1, ...], [b_0, b_1, ...]) as views into one flat tensor (b_t None without biases)."""
+    views, start = [], 0
+    for shape in param_shapes(plan):
+        size = shape[0] * (shape[1] if len(shape) == 2 else 1)
+        views.append(flat[start:start + size].view(shape))
+        start += size
+    if plan.bias:
+        return views[0::2], views[1::2]
+    return views, [None] * plan.T
+
+
+class Buffers:
+    """Every array one step needs, for one (plan, batch size n, dtype, device). With ``flat_grad``
+    the gradient arrays gW_t, gb_t are views into one flat tensor ``flat_g`` (laid out as
+    :func:`flat_views`), so that an update can treat all of them in one kernel."""
+
+    def __init__(self, plan, n, dtype, device, flat_grad=False):
         import torch
 
         k, T = plan.k, plan.T
@@ -69,8 +96,12 @@ class Buffers:
         self.a = [new(n, k[t]) if plan.keep_a[t] else None for t in range(T + 1)]
         self.g = [None] + [new(n, k[t]) for t in range(1, T + 1)]
         self.tmp = [None] + [new(n, k[t]) for t in range(1, T + 1)]
-        self.gW = [new(k[t + 1], k[t]) for t in range(T)]
-        self.gb = [new(k[t + 1]) if plan.bias else None for t in range(T)]
+        if flat_grad:
+            self.flat_g = new(sum(math.prod(s) for s in param_shapes(plan)))
+            self.gW, self.gb = flat_views(self.flat_g, plan)
+        else:
+            self.gW = [new(k[t + 1], k[t]) for t in range(T)]
+            self.gb = [new(k[t + 1]) if plan.bias else None for t in range(T)]
         self.rows = new(n)
 
 
@@ -98,12 +129,10 @@ def times_sigma_prime_(name, g, o, a, tmp):
     """g *= sigma'(a), from o = sigma(a) where possible (tmp: a scratch buffer of g's shape)."""
     import torch
 
-    if name == "sigmoid":  # sigma' = o (1 - o) = o - o*o
-        torch.addcmul(o, o, o, value=-1, out=tmp)
-        g.mul_(tmp)
-    elif name == "tanh":  # 1 - o^2
-        torch.mul(o, o, out=tmp)
-        g.mul_(tmp.neg_().add_(1))
+    if name == "sigmoid":  # sigma' = o (1 - o): g * (1 - o) * o in one kernel
+        torch.ops.aten.sigmoid_backward.grad_input(g, o, grad_input=g)
+    elif name == "tanh":  # 1 - o^2: g * (1 - o * o) in one kernel
+        torch.ops.aten.tanh_backward.grad_input(g, o, grad_input=g)
     elif name == "relu":  # 1 where a > 0, i.e. where o > 0
         g.masked_fill_(o <= 0, 0)
     elif name == "leaky_relu":
@@ -127,12 +156,27 @@ def forward_(plan, W, b, X, buf):
     return o
 
 
-def output_g_(plan, o_T, a_T, Y, buf):
-    """g_T = delta_T * sigma'(a_T) into buf.g[T], and the loss on each row into buf.rows."""
+def output_g_(plan, o_T, a_T, Y, buf, total=None, y_sums_one=False):
+    """g_T = delta_T * sigma'(a_T) into buf.g[T], and the loss on each row into buf.rows.
+
+    With ``total`` (a 0-d tensor) the summed loss goes there instead where that takes fewer
+    kernels (softmax cross-entropy; buf.rows is then not written); ``y_sums_one`` says every row
+    of Y sums to 1 (one-hot labels), so g_T = softmax(o_T) - y."""
     import torch
 
     T, name = plan.T, plan.loss
     g, rows, tmp = buf.g[T], buf.rows, buf.tmp[T]
+    if name == "softmax_cross_entropy" and total is not None:  # a small batch's step counts its kernels
+        log_p = torch.log_softmax(o_T, dim=1)
+        torch.dot(Y.reshape(-1), log_p.reshape(-1), out=total).neg_()
+        torch.exp(log_p, out=g)
+        if not y_sums_one:
+            g.mul_(Y.sum(dim=1, keepdim=True))
+        return g.sub_(Y)
+    if total is not None:  # the other losses: their rows, summed
+        output_g_(plan, o_T, a_T, Y, buf)
+        torch.sum(rows, dim=0, out=total)
+        return g
     if name == "squared":  # delta_T = o_T - y; loss 1/2 ||o_T - y||^2
         torch.sub(o_T, Y, out=g)
         torch.sum(g * g, dim=1, out=rows).mul_(0.5)
@@ -175,11 +219,12 @@ def backward_weight_gradient_(plan, W, o, buf):
     return buf.gW, buf.gb
 
 
-def gradient_(plan, W, b, X, Y, scale, buf):
+def gradient_(plan, W, b, X, Y, scale, buf, total=None, y_sums_one=False):
     """One batch: forward, g_T (times the per-row ``scale``: None, a number or an (n,) tensor),
-    backward and the masked gradient into ``buf``; returns the unscaled loss per row (buf.rows)."""
+    backward and the masked gradient into ``buf``; returns the unscaled loss per row (buf.rows),
+    or with ``total`` writes their sum there (see :func:`output_g_`)."""
     o = forward_(plan, W, b, X, buf)
-    g_T = output_g_(plan, o[plan.T], buf.a[plan.T], Y, buf)
+    g_T = output_g_(plan, o[plan.T], buf.a[plan.T], Y, buf, total, y_sums_one)
     if scale is not None:
         g_T.mul_(scale[:, None] if getattr(scale, "ndim", 0) == 1 else scale)
     backward_weight_gradient_(plan, W, o, buf)
