@@ -33,9 +33,11 @@ def main(argv=None):
         print("skipped: no CUDA device")
         return 0
     import layerprop as lp
-    from layerprop.device import to_device
+    from bench_gpu import matmul_rate, train_flops  # beside this script
+    from layerprop.device import set_tf32, to_device
     from layerprop.engines.cuda_graph import CudaGraphTrainer
 
+    set_tf32(False)
     sizes = [int(s) for s in args.sizes.split(",")]
     b, m = args.batch, args.steps
     net = lp.Network(lp.LayeredGraph.dense(sizes), loss="softmax_cross_entropy", dtype="float32", seed=0)
@@ -63,6 +65,14 @@ def main(argv=None):
         print(f"{'per step':>8} {'mean us':>8}  kernel")
         for name, (n, us) in sorted(by_name.items(), key=lambda kv: -kv[1][1]):
             print(f"{n / m:>8.1f} {us / n:>8.2f}  {name[:110]}")
+        # the matrix products alone (cuBLAS's kernels, split-K reductions included) against the rate
+        # of one 8192^3 product: the most any step built on these products can reach
+        gemm_us = sum(us for name, (_, us) in by_name.items()
+                      if "gemm" in name.lower() or "splitkreduce" in name.lower()) / m
+        rate = matmul_rate(torch, 8192, 10)
+        print(f"matrix products: {gemm_us:.1f} us per step = {train_flops(sizes) * b / gemm_us / 1e6:.2f} TFLOP/s "
+              f"= {train_flops(sizes) * b / (gemm_us * 1e-6) / rate:.0%} of the float32 8192^3 rate "
+              f"({rate / 1e12:.2f} TFLOP/s, TF32 off)")
     except Exception as e:  # noqa: BLE001 -- the profiler's event API differs between versions
         print(f"per-kernel summary failed ({type(e).__name__}: {e}); torch's table:")
         print(prof.key_averages().table(sort_by="device_time_total", row_limit=30))

@@ -186,6 +186,28 @@ def test_trainer_flat_update_variants_equal_reference_steps(variant, optimizer):
             assert rel_err(a.numpy(), b) <= TOL["float64"]
 
 
+@pytest.mark.parametrize("loss,output", LOSS_OUTPUTS)
+@pytest.mark.parametrize("activation", DIFFERENTIABLE)
+def test_trainer_layout_every_activation_and_loss(activation, loss, output):
+    """The trainer's blocks [W_t | b_t | 0 ...] and inputs [o_t | 1 | 0 ...] (widths 8 here: 5+1 and
+    6+1 rounded up) give the reference's steps for every activation and loss; the padding stays 0
+    and sync() hands back contiguous arrays."""
+    net = random_net(sizes=(5, 6, 4), activation=activation, loss=loss, output=output, scale=0.5)
+    X, Y = random_data(net, n=40, loss=loss)
+    rows, etas = _rows(40, 4), list(np.linspace(0.3, 0.1, 11))
+    tn = net.to(torch)
+    ref_loss, _ = _reference_steps(net, X, Y, None, rows, etas, get_optimizer("sgd", net))
+    tr = CudaGraphTrainer(tn, X, Y, 4, "sgd", steps_per_graph=3)
+    assert tr.layout.width == [8, 8]
+    loss, _ = tr.run(rows, etas)
+    tr.sync()
+    assert abs(loss - ref_loss) <= TOL["float64"] * abs(ref_loss)
+    for a, b in zip(list(tn.W) + list(tn.b), list(net.W) + list(net.b)):
+        assert a.is_contiguous() and rel_err(a.numpy(), b) <= TOL["float64"]
+    for block, k in zip(tr._Wb, net.k):
+        assert bool((block[:, k + 1:] == 0).all())
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_trainer_keeps_phantom_weights_zero(optimizer):
     net = random_net(sizes=(5, 6, 3), dtype="float32")

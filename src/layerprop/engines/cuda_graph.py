@@ -4,8 +4,8 @@ At batch 64 a step of a small network is a few dozen short kernels, and launchin
 Python costs more than running them. So :class:`CudaGraphTrainer` records *several* complete
 training steps, each one
 
-    rows of minibatch j  ->  X_j, Y_j sliced on the device (``index_select``)
-    forward, g_T, backward, masked gradient      (``torch_engine``: the book's math, in place)
+    rows of minibatch j  ->  [X_j | 1 | Y_j] sliced on the device (one ``index_select``)
+    forward, g_T, backward, gradient             (``torch_engine``: the book's math, in place)
     the optimizer's update, masked               (book's SGD, momentum, nesterov or adam; as optim.py)
 
 into one CUDA graph, and replays it: one launch runs ``steps_per_graph`` steps. Everything the graph
@@ -13,6 +13,13 @@ reads or writes lives at fixed addresses: the training set (moved to the device 
 weights, the optimizer state, the per-batch buffers, and three small tensors filled before each
 replay: the row indices of the block's minibatches, the step multipliers (eta_i, or Adam's
 eta_i sqrt(1-beta_2^t)/(1-beta_1^t), computed on the host so schedules work), and the loss sums.
+
+At small batches a step's time is its number of kernels (a few microseconds each, whatever their
+size), so the step is laid out to need few (:class:`Layout`): the bias is the weight of the book's
+constant neuron, stored beside W_t, so no bias additions or sums are separate kernels; all weights,
+their gradient and the optimizer state are one flat vector each, so an update is one to eight
+kernels in all; the softmax cross-entropy's loss is summed once per replay. On one H100 this took a
+784-256-128-10 step at batch 64 from 35 kernels to about 20 (``benchmarks/profile_gpu_step.py``).
 
 The graph is captured through torch tensors: CuPy refuses cuBLAS calls during stream capture.
 
@@ -36,7 +43,7 @@ import numpy as np
 
 from ..optim import Optimizer, get_optimizer
 from . import torch_engine
-from .torch_engine import Buffers, Plan, TorchEngine, flat_views, gradient_, param_shapes
+from .torch_engine import Buffers, Plan, TorchEngine, gradient_
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
@@ -58,15 +65,60 @@ class CudaGraphEngine(TorchEngine):
                                 sample_weight=sample_weight, capture=capture, alpha=alpha, **optimizer_kw)
 
 
-class _StepBuffers(Buffers):
-    """A step's buffers (the gradient as one flat vector) plus the sliced minibatch (x, y) and its row weights."""
+class Layout:
+    """The trainer's weights: one flat vector, layer t stored as the block [W_t | b_t | 0 ...] of
+    shape (k_{t+1}, width[t]).
 
-    def __init__(self, plan, n, dtype, device, k_in, k_out, weighted):
+    b_t is the weight of the book's constant neuron (an extra input fixed at 1), so one product of
+    the block with [o_t | 1 | 0 ...] gives W_t o_t + b_t, and one product g_{t+1}^T [o_t | 1 | 0 ...]
+    gives [gW_t | gb_t | 0 ...]: no separate bias sums. Widths are rounded up to multiples of 4
+    (16-byte rows for the matrix products); the padding stays exactly 0 (its inputs are 0). One flat
+    vector lets an update treat every array in a few kernels. The optimizer state and the gradient
+    use the same layout."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.width = [-(-(plan.k[t] + plan.bias) // 4) * 4 for t in range(plan.T)]
+        self.size = sum(plan.k[t + 1] * self.width[t] for t in range(plan.T))
+
+    def blocks(self, flat):
+        """The blocks [W_t | b_t | 0 ...] as views into ``flat``."""
+        out, start = [], 0
+        for t in range(self.plan.T):
+            n = self.plan.k[t + 1] * self.width[t]
+            out.append(flat[start:start + n].view(self.plan.k[t + 1], self.width[t]))
+            start += n
+        return out
+
+    def split(self, blocks):
+        """([W_t views], [b_t views, or None without biases]) of the blocks."""
+        k = self.plan.k
+        return ([B[:, :k[t]] for t, B in enumerate(blocks)],
+                [B[:, k[t]] if self.plan.bias else None for t, B in enumerate(blocks)])
+
+    def new(self, Ws, bs, like):
+        """A flat vector holding the arrays Ws, bs (zero padding), in the dtype and device of ``like``."""
         import torch
 
-        super().__init__(plan, n, dtype, device, flat_grad=True)
-        self.x = torch.empty((n, k_in), dtype=dtype, device=device)
-        self.y = torch.empty((n, k_out), dtype=dtype, device=device)
+        flat = torch.zeros(self.size, dtype=like.dtype, device=like.device)
+        for dst, src in zip(sum(self.split(self.blocks(flat)), []), list(Ws) + list(bs)):
+            if dst is not None:
+                dst.copy_(src)
+        return flat
+
+
+class _StepBuffers(Buffers):
+    """A step's buffers in the trainer's layout (inputs [o_t | 1 | 0 ...], the gradient as one flat
+    vector of blocks) plus the sliced minibatch [x | 1 | 0 ... | y | 0 ...] and its row weights."""
+
+    def __init__(self, layout, n, dtype, device, data_width, weighted):
+        import torch
+
+        super().__init__(layout.plan, n, dtype, device, widths=layout.width, grad=False)
+        self.flat_g = torch.zeros(layout.size, dtype=dtype, device=device)
+        self.gW, self.gb = layout.blocks(self.flat_g), [None] * layout.plan.T
+        self.gW_coef = layout.split(self.gW)[0]
+        self.xy = torch.empty((n, data_width), dtype=dtype, device=device)
         self.r = torch.empty(n, dtype=dtype, device=device) if weighted else None
         self.scale = torch.empty(n, dtype=dtype, device=device) if weighted else None
 
@@ -118,28 +170,46 @@ class CudaGraphTrainer:
             raise ValueError("capture=True needs the network on a CUDA device")
         self.b, self.k = _positive(batch_size, "batch_size"), _positive(steps_per_graph, "steps_per_graph")
         dev = lambda A: torch.as_tensor(A, device=self.device).to(self.dtype).contiguous()
-        self.X, self.Y = dev(X), dev(Y)
-        if self.Y.ndim == 1:
-            self.Y = self.Y.reshape(-1, 1)
-        if self.X.ndim != 2 or self.X.shape[1] != net.k[0] or tuple(self.Y.shape) != (self.X.shape[0], net.k[-1]):
+        X, Y = dev(X), dev(Y)
+        if Y.ndim == 1:
+            Y = Y.reshape(-1, 1)
+        if X.ndim != 2 or X.shape[1] != net.k[0] or tuple(Y.shape) != (X.shape[0], net.k[-1]):
             raise ValueError(f"X and Y must have shapes (n, {net.k[0]}) and (n, {net.k[-1]}); "
-                             f"got {tuple(self.X.shape)} and {tuple(self.Y.shape)}")
+                             f"got {tuple(X.shape)} and {tuple(Y.shape)}")
         self.r = None if sample_weight is None else dev(sample_weight)
         self.plan = Plan(net)
-        # the weights and each optimizer state as one flat vector each (W_t, b_t are views into it):
-        # an update is then a few kernels for all the arrays together, not a few per array
-        self._flat_w, (self.W, self.bias) = self._flat(net.W, net.b)
+        self.layout = Layout(self.plan)
+        # the step's plan: phantom entries are zeroed on the flat vectors (_update_), not per layer
+        self._step_plan = Plan(net)
+        self._step_plan.offW, self._step_plan.offb = [None] * net.T, [None] * net.T
+        # the training set as rows [x | 1 | 0 ... | y | 0 ...]: one gather per step, x ready for the
+        # first block [W_0 | b_0 | 0 ...]
+        w0, kT = self.layout.width[0], net.k[-1]
+        self._XY = torch.zeros((X.shape[0], w0 + -(-kT // 4) * 4), dtype=self.dtype, device=self.device)
+        self._XY[:, :net.k[0]] = X
+        if self.plan.bias:
+            self._XY[:, net.k[0]] = 1
+        self._XY[:, w0:w0 + kT] = Y
+        del X
+        self._flat_w = self.layout.new(net.W, net.b, self._XY)
+        self._Wb = self.layout.blocks(self._flat_w)
+        self.W, self.bias = self.layout.split(self._Wb)
         self.state, self._flat_state = {}, {}
         for name, (Ws, bs) in self.opt.state.items():
-            self._flat_state[name], self.state[name] = self._flat(Ws, bs)
-        self._off = _flat_phantoms(self.plan)
-        lam_b = self.opt.lam_b if self.plan.bias else self.opt.lam
-        if self.opt.lam == lam_b:
+            self._flat_state[name] = self.layout.new(Ws, bs, self._XY)
+            self.state[name] = self.layout.split(self.layout.blocks(self._flat_state[name]))
+        self._off = self._phantoms()
+        if self.opt.lam == self.opt.lam_b or not self.plan.bias:
             self._lam = float(self.opt.lam)
-        else:  # biases not regularized: a vector of lam on the coefficients, lam_b on the biases
-            self._lam = torch.cat([torch.full((math.prod(s),), self.opt.lam if len(s) == 2 else lam_b,
-                                              dtype=self.dtype, device=self.device) for s in param_shapes(self.plan)])
-        self._y_sums_one = bool(torch.all(self.Y.sum(dim=1) == 1)) if self.plan.loss == "softmax_cross_entropy" else False
+        else:  # biases not regularized: lam on the coefficients, lam_b on the biases
+            self._lam = torch.full((self.layout.size,), float(self.opt.lam), dtype=self.dtype, device=self.device)
+            for b in self.layout.split(self.layout.blocks(self._lam))[1]:
+                b.fill_(self.opt.lam_b)
+        softmax = self.plan.loss == "softmax_cross_entropy"
+        self._y_sums_one = softmax and bool(torch.all(Y.sum(dim=1) == 1))
+        self._terms = None  # softmax, unweighted: each step's y log p, summed once per block
+        if softmax and self.r is None:
+            self._terms = torch.zeros((self.k, self.b, kT), dtype=self.dtype, device=self.device)
         self.t = self.opt.t
         self._buffers = {}
         new = lambda *shape, dtype=self.dtype: torch.zeros(shape, dtype=dtype, device=self.device)
@@ -158,49 +228,67 @@ class CudaGraphTrainer:
         if buf is None:
             if len(self._buffers) > 4:  # a few sizes at most (an epoch's last, partial batch)
                 self._buffers = {self.b: self._buffers[self.b]} if self.b in self._buffers else {}
-            buf = self._buffers[n] = _StepBuffers(self.plan, n, self.dtype, self.device, self.net.k[0],
-                                                  self.net.k[-1], self.r is not None)
+            buf = self._buffers[n] = _StepBuffers(self.layout, n, self.dtype, self.device, self._XY.shape[1],
+                                                  self.r is not None)
         return buf
 
-    def _step(self, rows, eta, loss_out, wsum_out, pen_out=None):
+    def _step(self, rows, eta, loss_out, wsum_out, pen_out=None, terms=None):
         """One iteration on the rows ``rows`` (device int64) with step multiplier ``eta`` (0-d tensor):
         minibatch, Backpropagation (mean gradient), update; the loss sum goes to ``loss_out`` (and
-        with ``alpha``, the weight sum to ``wsum_out`` and the penalty to ``pen_out``)."""
+        with ``alpha``, the weight sum to ``wsum_out`` and the penalty to ``pen_out``). With
+        ``terms`` (an (n, k_T) tensor; softmax, unweighted) the loss's terms go there instead and the
+        caller sums them."""
         import torch
 
-        buf = self._buf(rows.shape[0])
+        n, w0, kT = rows.shape[0], self.layout.width[0], self.plan.k[-1]
+        buf = self._buf(n)
         wsum = None
-        torch.index_select(self.X, 0, rows, out=buf.x)
-        torch.index_select(self.Y, 0, rows, out=buf.y)
+        torch.index_select(self._XY, 0, rows, out=buf.xy)
+        x, y = buf.xy[:, :w0], buf.xy[:, w0:w0 + kT]
         if self.r is None:
-            scale = 1.0 / rows.shape[0]
+            scale = 1.0 / n
         else:
             r = torch.index_select(self.r, 0, rows, out=buf.r)
             wsum = r.sum()
             wsum_out.copy_(wsum)
             scale = torch.div(r, wsum.clamp_min(self._tiny), out=buf.scale)  # a batch of weight 0: v = 0
-        if self.r is None:  # the loss sum straight into loss_out
-            gradient_(self.plan, self.W, self.bias, buf.x, buf.y, scale, buf, loss_out, self._y_sums_one)
+        nb = [None] * self.plan.T  # the biases are in the blocks
+        if self._terms is not None:
+            sum_now = terms is None
+            terms = buf.tmp[-1] if sum_now else terms
+            gradient_(self._step_plan, self._Wb, nb, x, y, scale, buf, terms, self._y_sums_one)
+            if sum_now:
+                torch.sum(terms, dim=(0, 1), out=loss_out).neg_()
+        elif self.r is None:
+            torch.sum(gradient_(self._step_plan, self._Wb, nb, x, y, scale, buf), dim=0, out=loss_out)
         else:
-            torch.dot(gradient_(self.plan, self.W, self.bias, buf.x, buf.y, scale, buf), buf.r, out=loss_out)
+            torch.dot(gradient_(self._step_plan, self._Wb, nb, x, y, scale, buf), buf.r, out=loss_out)
         coef = None
         if self.alpha:  # scikit-learn's alpha / (weight sum), 0 for a batch of weight 0; its penalty at w^(i)
             if wsum is None:
-                coef = self.alpha / rows.shape[0]
+                coef = self.alpha / n
             else:
                 coef = torch.where(wsum > 0, self.alpha / wsum.clamp_min(self._tiny), 0.0)
             if pen_out is not None:
-                squares = torch.stack([torch.dot(w.reshape(-1), w.reshape(-1)) for w in self.W]).sum()
+                squares = torch.stack([torch.sum(w * w) for w in self.W]).sum()
                 pen_out.copy_(squares.mul_(0.5 * coef))
         self._update_(buf, eta, coef)
 
-    def _flat(self, Ws, bs):
-        """Copies of the arrays Ws, bs as (one flat vector, (views of W_t, views of b_t)) in it."""
+    def _phantoms(self):
+        """The phantom positions of every weight as one flat boolean vector in the layout, or None
+        for a dense network."""
         import torch
 
-        arrays = [a for pair in zip(Ws, bs) for a in pair if a is not None]
-        flat = torch.cat([a.detach().reshape(-1) for a in arrays]).to(device=self.device, dtype=self.dtype)
-        return flat, flat_views(flat, self.plan)
+        offs = [(self.plan.offW[t], self.plan.offb[t]) for t in range(self.plan.T)]
+        if all(w is None and b is None for w, b in offs):
+            return None
+        flat = torch.zeros(self.layout.size, dtype=torch.bool, device=self.device)
+        for (W, b), (offW, offb) in zip(zip(*self.layout.split(self.layout.blocks(flat))), offs):
+            if offW is not None:
+                W.copy_(offW)
+            if offb is not None:
+                b.copy_(offb)
+        return flat
 
     def _update_(self, buf, eta, coef=None):
         """The optimizer's update (optim.py's rules) on all the weights at once, in place, as flat
@@ -209,8 +297,10 @@ class CudaGraphTrainer:
         import torch
 
         opt, w, g = self.opt, self._flat_w, buf.flat_g
+        if self._off is not None:  # the masked gradient: the optimizer state stays 0 on phantom entries
+            g.masked_fill_(self._off, 0)
         if coef is not None:
-            for gw, W in zip(buf.gW, self.W):
+            for gw, W in zip(buf.gW_coef, self.W):
                 gw.add_(W, alpha=coef) if isinstance(coef, float) else gw.addcmul_(W, coef)
         if isinstance(self._lam, float):
             if self._lam:
@@ -232,13 +322,18 @@ class CudaGraphTrainer:
             s.mul_(opt.beta_2).addcmul_(g, g, value=1 - opt.beta_2)
             q = torch.sqrt(s, out=g).add_(opt.epsilon)  # g is free now: reuse it
             w.addcmul_(torch.div(m, q, out=q), eta, value=-1)
-        if self._off is not None:
+        if self._off is not None:  # phantom weights stay exactly 0
             w.masked_fill_(self._off, 0)
 
     def _block(self):
         """``steps_per_graph`` steps on the rows in ``self._rows`` (what the graph records)."""
+        import torch
+
         for j in range(self.k):
-            self._step(self._rows[j], self._eta[j], self._loss[j], self._wsum[j], self._pen[j])
+            terms = None if self._terms is None else self._terms[j]
+            self._step(self._rows[j], self._eta[j], self._loss[j], self._wsum[j], self._pen[j], terms)
+        if self._terms is not None:  # each step's loss: minus the sum of its terms y log p
+            torch.sum(self._terms.view(self.k, -1), dim=1, out=self._loss).neg_()
 
     # -- capture and replay ---------------------------------------------------------------------
     def _tensors(self):
@@ -348,7 +443,9 @@ class CudaGraphTrainer:
     def sync(self):
         """Write the weights (into ``net``) and the optimizer state (into the optimizer) back, as copies:
         call it at evaluation points, checkpoints and the end of training."""
-        clone = lambda A: [None if a is None else a.clone() for a in A]
+        import torch
+
+        clone = lambda A: [None if a is None else a.clone(memory_format=torch.contiguous_format) for a in A]
         self.net.replace_params(clone(self.W), clone(self.bias))
         for name, (Ws, bs) in self.state.items():
             self.opt.state[name] = (clone(Ws), clone(bs))
@@ -366,21 +463,6 @@ class CudaGraphTrainer:
                 if dst is not None:
                     dst.copy_(src)
         self.t = self.opt.t
-
-
-def _flat_phantoms(plan):
-    """The phantom positions of all the weights as one flat boolean vector (laid out as
-    torch_engine.flat_views), or None for a dense network."""
-    import torch
-
-    offs = []
-    for t in range(plan.T):
-        offs += [plan.offW[t], plan.offb[t]] if plan.bias else [plan.offW[t]]
-    if all(m is None for m in offs):
-        return None
-    dev = next(m for m in offs if m is not None).device
-    return torch.cat([torch.zeros(math.prod(s), dtype=torch.bool, device=dev) if m is None else m.reshape(-1)
-                      for m, s in zip(offs, param_shapes(plan))])
 
 
 def _positive(value, name):

@@ -20,8 +20,6 @@ torch is imported inside the functions that need it, so importing this module st
 
 from __future__ import annotations
 
-import math
-
 SUPPORTED_ACTIVATIONS = frozenset({"sigmoid", "tanh", "relu", "leaky_relu", "softplus", "identity"})
 SUPPORTED_LOSSES = frozenset({"squared", "softmax_cross_entropy", "binary_cross_entropy", "poisson"})
 LEAKY_SLOPE = 0.01  # as activations.LEAKY_SLOPE
@@ -59,47 +57,32 @@ class Plan:
                        for t in range(self.T + 1)]
 
 
-def param_shapes(plan):
-    """The shapes of W_0, b_0, W_1, b_1, ... (biases only where the network has them), in the
-    order of a flat parameter vector."""
-    shapes = []
-    for t in range(plan.T):
-        shapes.append((plan.k[t + 1], plan.k[t]))
-        if plan.bias:
-            shapes.append((plan.k[t + 1],))
-    return shapes
-
-
-def flat_views(flat, plan):
-    """([W_0, W_1, ...], [b_0, b_1, ...]) as views into one flat tensor (b_t None without biases)."""
-    views, start = [], 0
-    for shape in param_shapes(plan):
-        size = shape[0] * (shape[1] if len(shape) == 2 else 1)
-        views.append(flat[start:start + size].view(shape))
-        start += size
-    if plan.bias:
-        return views[0::2], views[1::2]
-    return views, [None] * plan.T
-
-
 class Buffers:
-    """Every array one step needs, for one (plan, batch size n, dtype, device). With ``flat_grad``
-    the gradient arrays gW_t, gb_t are views into one flat tensor ``flat_g`` (laid out as
-    :func:`flat_views`), so that an update can treat all of them in one kernel."""
+    """Every array one step needs, for one (plan, batch size n, dtype, device).
 
-    def __init__(self, plan, n, dtype, device, flat_grad=False):
+    ``o[t]`` holds the layer's outputs (n, k_t); ``o_in[t]`` is what layer t's product reads: o[t]
+    itself, or with ``widths`` the wider (n, widths[t]) array [o_t | 1 | 0 ...] of which o[t] is a
+    view (the book's constant neuron as an extra input fixed at 1, zero padding to the width), for
+    weights stored as blocks [W_t | b_t | 0 ...] (see cuda_graph.py). ``grad=False`` leaves gW, gb
+    to the caller."""
+
+    def __init__(self, plan, n, dtype, device, widths=None, grad=True):
         import torch
 
         k, T = plan.k, plan.T
         new = lambda *shape: torch.empty(shape, dtype=dtype, device=device)
         self.o = [None] + [new(n, k[t]) for t in range(1, T + 1)]
+        self.o_in = list(self.o)
+        if widths is not None:
+            for t in range(1, T):
+                self.o_in[t] = torch.zeros((n, widths[t]), dtype=dtype, device=device)
+                if plan.bias:
+                    self.o_in[t][:, k[t]] = 1
+                self.o[t] = self.o_in[t][:, :k[t]]
         self.a = [new(n, k[t]) if plan.keep_a[t] else None for t in range(T + 1)]
         self.g = [None] + [new(n, k[t]) for t in range(1, T + 1)]
         self.tmp = [None] + [new(n, k[t]) for t in range(1, T + 1)]
-        if flat_grad:
-            self.flat_g = new(sum(math.prod(s) for s in param_shapes(plan)))
-            self.gW, self.gb = flat_views(self.flat_g, plan)
-        else:
+        if grad:
             self.gW = [new(k[t + 1], k[t]) for t in range(T)]
             self.gb = [new(k[t + 1]) if plan.bias else None for t in range(T)]
         self.rows = new(n)
@@ -143,40 +126,41 @@ def times_sigma_prime_(name, g, o, a, tmp):
 
 
 def forward_(plan, W, b, X, buf):
-    """Forward pass (SSBD 20.6) into the buffers: o[t+1] = sigma_{t+1}(W_t o_t + b_t); returns o."""
+    """Forward pass (SSBD 20.6) into the buffers: o[t+1] = sigma_{t+1}(W_t o_t + b_t); returns the
+    products' inputs [X, o_in[1], ..., o_T] (see :class:`Buffers`; its last entry is o_T)."""
     import torch
 
-    o = [X] + buf.o[1:]
+    ins = [X] + buf.o_in[1:]
     for t in range(plan.T):
         if b[t] is not None:
-            torch.addmm(b[t], o[t], W[t].t(), out=o[t + 1])
-        else:
-            torch.mm(o[t], W[t].t(), out=o[t + 1])
-        activate_(plan.act[t + 1], o[t + 1], buf.a[t + 1])
-    return o
+            torch.addmm(b[t], ins[t], W[t].t(), out=buf.o[t + 1])
+        else:  # no bias, or W[t] is the block [W_t | b_t | 0 ...] against [o_t | 1 | 0 ...]
+            torch.mm(ins[t], W[t].t(), out=buf.o[t + 1])
+        activate_(plan.act[t + 1], buf.o[t + 1], buf.a[t + 1])
+    return ins
 
 
-def output_g_(plan, o_T, a_T, Y, buf, total=None, y_sums_one=False):
+def output_g_(plan, o_T, a_T, Y, buf, loss_terms=None, y_sums_one=False):
     """g_T = delta_T * sigma'(a_T) into buf.g[T], and the loss on each row into buf.rows.
 
-    With ``total`` (a 0-d tensor) the summed loss goes there instead where that takes fewer
-    kernels (softmax cross-entropy; buf.rows is then not written); ``y_sums_one`` says every row
-    of Y sums to 1 (one-hot labels), so g_T = softmax(o_T) - y."""
+    Softmax cross-entropy only: with ``loss_terms`` (an (n, k_T) tensor) the terms y * log p go there
+    instead of the rows (the summed loss is minus their sum: one kernel here, the sum left to the
+    caller, which can take it over many steps at once); ``y_sums_one`` says every row of Y sums to
+    1 (one-hot labels), so g_T = softmax(o_T) - y."""
     import torch
 
     T, name = plan.T, plan.loss
     g, rows, tmp = buf.g[T], buf.rows, buf.tmp[T]
-    if name == "softmax_cross_entropy" and total is not None:  # a small batch's step counts its kernels
+    if name == "softmax_cross_entropy" and (loss_terms is not None or y_sums_one):
         log_p = torch.log_softmax(o_T, dim=1)
-        torch.dot(Y.reshape(-1), log_p.reshape(-1), out=total).neg_()
+        if loss_terms is None:
+            torch.sum(torch.mul(Y, log_p, out=tmp), dim=1, out=rows).neg_()
+        else:
+            torch.mul(Y, log_p, out=loss_terms)
         torch.exp(log_p, out=g)
         if not y_sums_one:
             g.mul_(Y.sum(dim=1, keepdim=True))
         return g.sub_(Y)
-    if total is not None:  # the other losses: their rows, summed
-        output_g_(plan, o_T, a_T, Y, buf)
-        torch.sum(rows, dim=0, out=total)
-        return g
     if name == "squared":  # delta_T = o_T - y; loss 1/2 ||o_T - y||^2
         torch.sub(o_T, Y, out=g)
         torch.sum(g * g, dim=1, out=rows).mul_(0.5)
@@ -199,35 +183,37 @@ def output_g_(plan, o_T, a_T, Y, buf, total=None, y_sums_one=False):
     return g
 
 
-def backward_weight_gradient_(plan, W, o, buf):
+def backward_weight_gradient_(plan, W, ins, buf):
     """Backward pass and gradient (SSBD 20.6) from g_T in buf.g[T]: gW_t = g_{t+1}^T o_t, gb_t = sum
-    of g_{t+1}, masked on sparse layers; delta_t = g_{t+1} W_t, g_t = delta_t sigma'(a_t) for t >= 1."""
+    of g_{t+1}, masked on sparse layers; delta_t = g_{t+1} W_t, g_t = delta_t sigma'(a_t) for t >= 1.
+    ``ins`` are forward_'s product inputs; with weight blocks [W_t | b_t | 0 ...] (buf.gb None) the
+    first product gives [gW_t | gb_t | 0 ...] at once."""
     import torch
 
     g = buf.g
     for t in range(plan.T - 1, -1, -1):
-        torch.mm(g[t + 1].t(), o[t], out=buf.gW[t])
+        torch.mm(g[t + 1].t(), ins[t], out=buf.gW[t])
         if plan.offW[t] is not None:
             buf.gW[t].masked_fill_(plan.offW[t], 0)
         if buf.gb[t] is not None:
             torch.sum(g[t + 1], dim=0, out=buf.gb[t])
             if plan.offb[t] is not None:
                 buf.gb[t].masked_fill_(plan.offb[t], 0)
-        if t > 0:  # none for the input layer
-            torch.mm(g[t + 1], W[t], out=g[t])
-            times_sigma_prime_(plan.act[t], g[t], o[t], buf.a[t], buf.tmp[t])
+        if t > 0:  # none for the input layer; W_t is the first k_t columns of a block
+            torch.mm(g[t + 1], W[t][:, :plan.k[t]], out=g[t])
+            times_sigma_prime_(plan.act[t], g[t], buf.o[t], buf.a[t], buf.tmp[t])
     return buf.gW, buf.gb
 
 
-def gradient_(plan, W, b, X, Y, scale, buf, total=None, y_sums_one=False):
+def gradient_(plan, W, b, X, Y, scale, buf, loss_terms=None, y_sums_one=False):
     """One batch: forward, g_T (times the per-row ``scale``: None, a number or an (n,) tensor),
     backward and the masked gradient into ``buf``; returns the unscaled loss per row (buf.rows),
-    or with ``total`` writes their sum there (see :func:`output_g_`)."""
-    o = forward_(plan, W, b, X, buf)
-    g_T = output_g_(plan, o[plan.T], buf.a[plan.T], Y, buf, total, y_sums_one)
+    not written when ``loss_terms`` is given (see :func:`output_g_`)."""
+    ins = forward_(plan, W, b, X, buf)
+    g_T = output_g_(plan, ins[plan.T], buf.a[plan.T], Y, buf, loss_terms, y_sums_one)
     if scale is not None:
         g_T.mul_(scale[:, None] if getattr(scale, "ndim", 0) == 1 else scale)
-    backward_weight_gradient_(plan, W, o, buf)
+    backward_weight_gradient_(plan, W, ins, buf)
     return buf.rows
 
 
