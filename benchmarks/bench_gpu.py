@@ -281,21 +281,28 @@ def main(argv=None):
             m = S * max(1, 256 // S) if b == 64 else S * max(1, 32 // S)  # steps per timed block
             m = m if DEV == "cuda" else S
             rows = torch.randint(0, N_ROWS, (m, b), device=DEV, generator=g)
+            # each peer is made right before it is timed and dropped after (one peer's CUDA graph and
+            # buffers at a time); every torch peer ends its timed repeats with torch's device sync
             peers = {
-                "layerprop (CUDA graph)": (layerprop_block(net, X, Y, rows, b, DEV == "cuda"), sync),
-                "layerprop (eager)": (layerprop_block(net, X, Y, rows, b, False), sync),
-                "PyTorch eager": (torch_eager_block(torch, net, X, labels, rows), sync),
+                "layerprop (CUDA graph)": lambda: (layerprop_block(net, X, Y, rows, b, DEV == "cuda"), sync),
+                "layerprop (eager)": lambda: (layerprop_block(net, X, Y, rows, b, False), sync),
+                "PyTorch eager": lambda: (torch_eager_block(torch, net, X, labels, rows), sync),
             }
             if DEV == "cuda":
-                peers["PyTorch CUDA graph"] = (torch_graph_block(torch, net, X, labels, rows), sync)
+                peers["PyTorch CUDA graph"] = lambda: (torch_graph_block(torch, net, X, labels, rows), sync)
             if has_jax:
-                peers["JAX jit"] = jax_block(net, X.cpu().numpy(), labels.cpu().numpy(), rows.cpu().numpy())
+                peers["JAX jit"] = lambda: jax_block(net, X.cpu().numpy(), labels.cpu().numpy(), rows.cpu().numpy())
             eps = {}
-            for name, (block, sync) in peers.items():
+            for name, make in peers.items():
                 try:
-                    eps[name] = timed(block, m * b, seconds, sync)
+                    block, peer_sync = make()
+                    eps[name] = timed(block, m * b, seconds, peer_sync)
                 except Exception as e:  # noqa: BLE001 -- a failing peer is reported, never faked
                     print(f"  {name}: failed ({type(e).__name__}: {e})"[:300])
+                block = peer_sync = None
+                if DEV == "cuda":
+                    torch.cuda.synchronize()
+                    torch.cuda.empty_cache()
             ref = eps.get("PyTorch CUDA graph")
             for name, v in eps.items():
                 gf = v * flops / 1e9
@@ -306,8 +313,6 @@ def main(argv=None):
                                         "gflops": gf, "vs_torch_graph": v / ref if ref else None,
                                         "of_matmul_rate": gf * 1e9 / rate})
             del peers
-            if DEV == "cuda":
-                torch.cuda.empty_cache()
     pick = {(r["sizes"], r["batch"], r["peer"]): r for r in results["runs"]}
     small = pick.get(((784, 256, 128, 10), 64, "layerprop (CUDA graph)"))
     big = pick.get(((784, 2048, 2048, 10), 4096, "layerprop (CUDA graph)"))

@@ -18,21 +18,23 @@ At small batches a step's time is its number of kernels (a few microseconds each
 size), so the step is laid out to need few (:class:`Layout`): the bias is the weight of the book's
 constant neuron, stored beside W_t, so no bias additions or sums are separate kernels; all weights,
 their gradient and the optimizer state are one flat vector each, so an update is one to eight
-kernels in all; the softmax cross-entropy's loss is summed once per replay. On one H100 this took a
-784-256-128-10 step at batch 64 from 35 kernels to about 20 (``benchmarks/profile_gpu_step.py``).
+kernels in all; the softmax cross-entropy's loss is summed once per replay. On one H100 the
+constant-neuron blocks, the single gather and the once-per-replay loss took a 784-256-128-10 step
+at batch 64 from 32 kernels (86 us of device time; flat update alone) to 24 (64 us)
+(``benchmarks/profile_gpu_step.py``; BENCHMARKS.md).
 
 The graph is captured through torch tensors: CuPy refuses cuBLAS calls during stream capture.
 
 The same step function runs eagerly (``capture=False``, the only mode on the CPU): that path is
 what the CPU tests compare with the reference engine and ``optim.py``, step by step. On CUDA,
-capture is the default. (Written and tested on torch CPU tensors only; see docs/gpu.md for what
-a GPU run must still confirm.)
+capture is the default; tests/test_cuda.py and tests/test_sgd_device.py check the replays on a GPU
+(they passed on an H100: docs/gpu.md).
 
 Numbers: the mean gradient is taken by scaling g_T by 1/n (or r / sum(r)) before the backward
 pass rather than dividing the summed gradient afterwards (the backward pass is linear in g_T), so
 results equal the reference's to rounding (float64: about 1e-15 relative), not bitwise. Phantom
-weights are set to exactly 0.0 after every update; the optimizer state stays 0 on them because
-every term of its update is 0 there (a non-finite gradient aside, which stops the run anyway).
+weights and their gradient are set to exactly 0.0 at every update, so the optimizer state stays 0
+on them.
 """
 
 from __future__ import annotations
