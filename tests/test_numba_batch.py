@@ -92,12 +92,28 @@ def test_compiled_minibatch_loop_equals_the_books_loop(act, loss, out, masked, b
             assert np.all(net.b[t][~np.asarray(net.bias_masks[t])] == 0.0)
 
 
-def test_deep_network_and_batch_smaller_than_threads():
+@pytest.mark.parametrize("split", [False, True])
+def test_deep_network_and_batch_smaller_than_threads(split):
     net = make_net("relu", "squared", "identity", sizes=(9, 16, 12, 8, 4))
     X, Y = make_data(net, 40)
     rows, etas = np.random.default_rng(4).integers(0, 40, (7, 2)), np.full(7, 0.1)
     want_loss, want = reference_minibatch_sgd(net, X, Y, rows, etas, 1e-3, True)
-    got = numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, 1e-3, n_threads=4, split=True)  # 2 rows, 4 threads
+    got = numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, 1e-3, n_threads=4, split=split)  # 2 rows, 4 threads
+    assert got == pytest.approx(want_loss, rel=TOL)
+    assert_close(net.W + net.b, want.W + want.b)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("loss,out", [("squared", "sigmoid"), ("softmax_cross_entropy", None)])
+def test_network_without_hidden_layer(loss, out, split, threads):
+    """T = 1: the first layer is the output layer (small batches: its neurons shared out first)."""
+    net = make_net("sigmoid", loss, out, masked=True, sizes=(37, 7))
+    X, Y = make_data(net)
+    rng = np.random.default_rng(5)
+    rows, etas = rng.integers(0, len(X), (9, 11)), rng.uniform(0.05, 0.3, 9)
+    want_loss, want = reference_minibatch_sgd(net, X, Y, rows, etas, 1e-2, True)
+    got = numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, 1e-2, n_threads=threads, split=split)
     assert got == pytest.approx(want_loss, rel=TOL)
     assert_close(net.W + net.b, want.W + want.b)
 
@@ -116,11 +132,11 @@ def test_threads_follow_the_blas_limit():
     assert numba_batch.threads() >= 1
 
 
-@pytest.mark.parametrize("batch", [32, 64])
+@pytest.mark.parametrize("batch", [32, numba_batch.SPLIT_MIN_ROWS])
 def test_select_engine_and_sgd_use_it_for_large_float32_batches(monkeypatch, batch):
     """lp.sgd picks the compiled loop for float32 batches of >= FUSED_MIN_ELEMENTS activations and
-    gives the step-by-step path's weights (shuffled epochs: the last batch is shorter). Batch 64
-    takes the split second region where there are two threads."""
+    gives the step-by-step path's weights (shuffled epochs: the last batch is shorter). Batch
+    SPLIT_MIN_ROWS takes the split second region where there are two threads."""
     net = make_net("sigmoid", "softmax_cross_entropy", sizes=(20, 300, 10))
     X, Y = make_data(net, 250)
     assert select_engine(net, batch_size=batch).name == "numba"
@@ -132,7 +148,7 @@ def test_select_engine_and_sgd_use_it_for_large_float32_batches(monkeypatch, bat
           "eval_every": 5}
     fast = lp.sgd(net, X, Y, **kw)
     step = lp.sgd(net, X, Y, engine="numpy", **kw)
-    last = 250 % batch  # 250 = 7 x 32 + 26 = 3 x 64 + 58
+    last = 250 % batch  # 250 = 7 x 32 + 26 = 128 + 122
     assert calls and any(len(c) == 2 and c[1] == last for c in calls)
     assert fast.iterations == step.iterations == 3 * -(-250 // batch)
     assert_close(fast.network.W + fast.network.b, step.network.W + step.network.b, tol=2e-4)

@@ -634,9 +634,60 @@ book_update, book_update_par = _compile(_book_update, False, False), _compile(_b
 
 # -- the book's SGD with minibatches, float32 (numba_batch) ---------------------------------------
 @jit
+def first_forward(p, P, W0, b0, has_bias, act1, X, rows, XP, O1, chars, ints, scal, slope):
+    """Small batches: thread p's neurons r0:r1 of layer 1 (its rows of W_0). The batch's rows of
+    X go into the thread's own XP[p]; o_1[:, r0:r1] = sigma_1(X_b W_0[r0:r1]^T + b_0[r0:r1]). Each
+    thread packs only its part of W_0 (split by examples, each would pack all of it)."""
+    n = rows.shape[0]
+    k1, k0 = W0.shape
+    r0, r1 = p * k1 // P, (p + 1) * k1 // P
+    xb = XP[p]
+    for i in range(n):
+        xi, xs = xb[i], X[rows[i]]
+        for j in range(k0):
+            xi[j] = xs[j]
+    if r1 > r0:
+        gemm(True, 1, 0, r1 - r0, n, k0, f32(1.0), W0[r0:], k0, xb, k0, f32(0.0), O1[0, r0:], k1,
+             chars, ints[p], scal[p])
+        bias_act(O1[:, r0:r1], b0[r0:r1] if has_bias else b0, has_bias, act1, slope)
+
+
+@jit
+def first_update(p, P, W0, b0, has_bias, dense0, off0, boff0, XP, G1, gb0, eta, lam, lam_b, chars, ints, scal):
+    """Small batches: thread p's rows r0:r1 of W_0 (as first_forward's):
+    W_0[r0:r1] <- (1 - eta lam) W_0[r0:r1] - (eta / n) g_1[:, r0:r1]^T X_b (one GEMM with beta, from
+    the thread's own copy of X_b), b_0[r0:r1] the same with the column sums of g_1; phantom entries
+    back to 0."""
+    n = G1.shape[0]
+    k1, k0 = W0.shape
+    r0, r1 = p * k1 // P, (p + 1) * k1 // P
+    if r1 == r0:
+        return
+    gemm(True, 0, 1, k0, r1 - r0, n, f32(-eta / n), XP[p], k0, G1[0, r0:], k1, f32(1.0) - eta * lam,
+         W0[r0:], k0, chars, ints[p], scal[p])
+    if not dense0:
+        for r in range(r0, r1):
+            for j in range(k0):
+                if off0[r, j]:
+                    W0[r, j] = 0
+    if has_bias:
+        for r in range(r0, r1):
+            gb0[r] = 0
+        for i in range(n):
+            gi = G1[i]
+            for r in range(r0, r1):
+                gb0[r] += gi[r]
+        for r in range(r0, r1):
+            b0[r] = b0[r] - (gb0[r] / n + lam_b * b0[r]) * eta
+            if boff0[r]:
+                b0[r] = 0
+
+
+@jit
 def forward_backward(p, P, W, b, has_bias, acts, loss, X, Y, rows, O, G, Yb, lrows, chars, ints, scal, slope,
-                     dummy):
-    """Thread p's share of the batch (rows lo:hi): gather, forward, g_T and loss, backward."""
+                     dummy, t0):
+    """Thread p's share of the batch (rows lo:hi): gather, forward (from layer t0: 1 where
+    first_forward computed o_1), g_T and loss, backward."""
     n = rows.shape[0]
     lo, hi = p * n // P, (p + 1) * n // P
     nh = hi - lo
@@ -647,11 +698,12 @@ def forward_backward(p, P, W, b, has_bias, acts, loss, X, Y, rows, O, G, Yb, lro
     for i in range(lo, hi):
         xi, yi, r = X0[i], Yh[i], rows[i]
         xs, ys = X[r], Y[r]
-        for j in range(xi.shape[0]):
-            xi[j] = xs[j]
+        if t0 == 0:
+            for j in range(xi.shape[0]):
+                xi[j] = xs[j]
         for j in range(yi.shape[0]):
             yi[j] = ys[j]
-    for t in range(T):  # o_{t+1} = sigma(W_t o_t + b_t) on rows lo:hi
+    for t in range(t0, T):  # o_{t+1} = sigma(W_t o_t + b_t) on rows lo:hi
         k0, k1 = W[t].shape[1], W[t].shape[0]
         gemm(True, 1, 0, k1, nh, k0, f32(1.0), W[t], k0, O[t][lo:], k0, f32(0.0), O[t + 1][lo:], k1,
              chars, ints[p], scal[p])
@@ -672,12 +724,12 @@ def forward_backward(p, P, W, b, has_bias, acts, loss, X, Y, rows, O, G, Yb, lro
 
 
 @jit
-def minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam, lam_b, chars, ints, scal):
-    """Thread p's columns c of every W_t: W_t[:, c] <- (1 - eta lam) W_t[:, c] - (eta / n) g_{t+1}^T o_t[:, c]
-    (one GEMM with beta; a share of columns packs only its part of o_t); its rows r of b_t the
-    same with the column sums of g_{t+1}; phantom entries back to 0."""
+def minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam, lam_b, chars, ints, scal, t0):
+    """Thread p's columns c of every W_t from t0 on: W_t[:, c] <- (1 - eta lam) W_t[:, c] - (eta / n)
+    g_{t+1}^T o_t[:, c] (one GEMM with beta; a share of columns packs only its part of o_t); its
+    rows r of b_t the same with the column sums of g_{t+1}; phantom entries back to 0."""
     n = G[1].shape[0]
-    for t in range(len(W)):
+    for t in range(t0, len(W)):
         k0, k1 = W[t].shape[1], W[t].shape[0]
         c0, c1 = p * k0 // P, (p + 1) * k0 // P
         gn, Wt = G[t + 1], W[t]
@@ -823,20 +875,26 @@ def optimizer_update(p, P, W, b, has_bias, off, boff, Cp, bp, n, eta, lam, lam_b
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def run_minibatch(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas, lam, lam_b, O, G, gb, Yb, lrows,
-                  chars, ints, scal, slope, P, split, Cp, bp, code, hyp, t0, S1W, S2W, S1b, S2b):
+                  chars, ints, scal, slope, P, split, Cp, bp, code, hyp, t0, S1W, S2W, S1b, S2b, XP):
     """len(rows) iterations of minibatch SGD, in place; returns the sum of the losses. ``code``
     0: the book's update; 1-3: momentum, nesterov, adam (``optimizer_update``; state S1, S2;
     ``t0`` Adam's steps so far). ``split``: each thread sums its own rows' weight gradient
     (Cp, bp) in the first region and the second adds the parts into the update (always for
-    code > 0); else the second region's GEMMs write the book's update."""
+    code > 0); else (small batches) layer 1's neurons are shared out first (``first_forward``,
+    with each thread's copy of the batch in XP), then the examples, and the second region's
+    GEMMs write the book's update."""
     total = 0.0
     part = np.zeros(P)
     n = rows.shape[1]
+    first = 0 if split else 1  # the layer forward_backward starts at
     for it in range(rows.shape[0]):
         r = rows[it]
+        if not split:
+            for p in prange(P):
+                first_forward(p, P, W[0], b[0], has_bias, acts[1], X, r, XP, O[1], chars, ints, scal, slope)
         for p in prange(P):
             part[p] = forward_backward(p, P, W, b, has_bias, acts, loss, X, Y, r, O, G, Yb, lrows,
-                                       chars, ints, scal, slope, gb[0])
+                                       chars, ints, scal, slope, gb[0], first)
             if split:
                 partial_gradients(p, P, O, G, Cp, bp, has_bias, chars, ints, scal)
         for p in range(P):
@@ -852,5 +910,7 @@ def run_minibatch(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas
                 reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, lam_b)
             else:
                 minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam, lam_b, chars,
-                                 ints, scal)
+                                 ints, scal, 1)
+                first_update(p, P, W[0], b[0], has_bias, dense[0], off[0], boff[0], XP, G[1], gb[0], eta, lam,
+                             lam_b, chars, ints, scal)
     return total
