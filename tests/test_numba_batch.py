@@ -132,12 +132,13 @@ def test_threads_follow_the_blas_limit():
     assert numba_batch.threads() >= 1
 
 
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("batch", [32, numba_batch.SPLIT_MIN_ROWS])
-def test_select_engine_and_sgd_use_it_for_large_float32_batches(monkeypatch, batch):
+def test_select_engine_and_sgd_use_it_for_large_float32_batches(monkeypatch, batch, masked):
     """lp.sgd picks the compiled loop for float32 batches of >= FUSED_MIN_ELEMENTS activations and
     gives the step-by-step path's weights (shuffled epochs: the last batch is shorter). Batch
     SPLIT_MIN_ROWS takes the split second region where there are two threads."""
-    net = make_net("sigmoid", "softmax_cross_entropy", sizes=(20, 300, 10))
+    net = make_net("sigmoid", "softmax_cross_entropy", sizes=(20, 300, 10), masked=masked)
     X, Y = make_data(net, 250)
     assert select_engine(net, batch_size=batch).name == "numba"
     assert NumbaEngine().minibatch_ok(net, 32) and not NumbaEngine().minibatch_ok(net, 16)
@@ -153,6 +154,8 @@ def test_select_engine_and_sgd_use_it_for_large_float32_batches(monkeypatch, bat
     assert fast.iterations == step.iterations == 3 * -(-250 // batch)
     assert_close(fast.network.W + fast.network.b, step.network.W + step.network.b, tol=2e-4)
     assert [h["train_loss"] for h in fast.history] == pytest.approx([h["train_loss"] for h in step.history], rel=1e-4)
+    # ||v_i|| of each evaluated iteration (inside the loop where it splits: the rules, batch SPLIT_MIN_ROWS)
+    assert [h["grad_norm"] for h in fast.history] == pytest.approx([h["grad_norm"] for h in step.history], rel=1e-4)
 
 
 def test_memmap_rows_are_read_in_chunks(tmp_path, monkeypatch):
@@ -269,6 +272,8 @@ def test_sgd_with_a_rule_uses_the_loop_and_resumes_bitwise(tmp_path, monkeypatch
     step = lp.sgd(net, X, Y, engine="numpy", **kw)
     assert_close(fast.network.W + fast.network.b, step.network.W + step.network.b, tol=1e-4)
     assert [h["train_loss"] for h in fast.history] == pytest.approx([h["train_loss"] for h in step.history], rel=1e-4)
+    # ||v_i|| of each evaluated iteration (inside the loop where it splits: the rules, batch SPLIT_MIN_ROWS)
+    assert [h["grad_norm"] for h in fast.history] == pytest.approx([h["grad_norm"] for h in step.history], rel=1e-4)
     first = lp.sgd(net, X, Y, checkpoint=tmp_path / "b", **{**kw, "epochs": 1})
     resumed = lp.sgd(net, X, Y, checkpoint=tmp_path / "b", resume=True, **kw)
     assert first.iterations < resumed.iterations == fast.iterations

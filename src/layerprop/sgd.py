@@ -493,15 +493,20 @@ class _Run:
 
     def _run_fast(self, i0, i1):
         """Iterations i0+1 .. i1 in the engine's compiled loop (the book's update or the run's update
-        rule); the last iteration's gradient norm is measured from a copy of the weights before it."""
+        rule); the last iteration's gradient norm is measured by the loop itself where it can
+        (``measures_norm``: large batches), else from a copy of the weights before that iteration."""
         s, net = self.s, self.net
         before = (self._copy(net.W), self._copy(net.b))
         state = self.opt.state_dict() if self.opt.state else None  # (the loop updates it in place)
         rows = self._chunk_rows(i0, i1)
         etas = np.array([s.schedule(i) for i in range(i0 + 1, i1 + 1)], dtype=np.float64)
-        loss_sum = self._compiled_steps(rows[:-1], etas[:-1])
-        last = (self._copy(net.W), self._copy(net.b))
-        loss_sum += self._compiled_steps(rows[-1:], etas[-1:])
+        norms, last = [], None
+        if s.b > 1 and self.engine.measures_norm(len(rows[-1]), self.opt):
+            loss_sum = self._compiled_steps(rows, etas, norms)
+        else:
+            loss_sum = self._compiled_steps(rows[:-1], etas[:-1])
+            last = (self._copy(net.W), self._copy(net.b))
+            loss_sum += self._compiled_steps(rows[-1:], etas[-1:])
         if not (math.isfinite(loss_sum) and self._finite(net.W, net.b)):
             net.replace_params(*before)  # find the exact iteration with the step-by-step path
             if state is not None:
@@ -511,27 +516,31 @@ class _Run:
             raise self._diverged(i1, "a weight is not finite")
         self.acc[0] += float(loss_sum)
         self.acc[1] += float(rows.size if isinstance(rows, np.ndarray) else sum(len(r) for r in rows))
+        if last is None:
+            self.last_norm = norms[-1]
+            return
         tmp = net.copy()
         tmp.replace_params(*last)
         _, wsum, gW, gb = self.engine.gradient_sums(tmp, self._batch(s.X, rows[-1]), self._batch(s.Y, rows[-1]), None)
         self.last_norm = grad_norm(*combine(0.0, wsum, gW, gb)[1:])
 
-    def _compiled_steps(self, rows, etas):
+    def _compiled_steps(self, rows, etas, norm_out=None):
         """The engine's compiled loop over the batches ``rows`` (an (m, b) array, or a list of row
-        arrays where an epoch's last batch is shorter: each run of equal sizes is one call)."""
+        arrays where an epoch's last batch is shorter: each run of equal sizes is one call);
+        ``norm_out`` receives the last iteration's gradient norm (``run_minibatch_sgd``)."""
         s, net = self.s, self.net
         lam, rb = s.opt_kw["lam"], s.opt_kw["regularize_bias"]
         if isinstance(rows, np.ndarray):
             if s.b == 1:
                 return self.engine.run_book_sgd(net, s.X, s.Y, rows.ravel(), etas, lam, rb)
-            return self.engine.run_minibatch_sgd(net, s.X, s.Y, rows, etas, lam, rb, opt=self.opt)
+            return self.engine.run_minibatch_sgd(net, s.X, s.Y, rows, etas, lam, rb, opt=self.opt, norm_out=norm_out)
         total, i = 0.0, 0
         while i < len(rows):
             j = i + 1
             while j < len(rows) and len(rows[j]) == len(rows[i]):
                 j += 1
             total += self.engine.run_minibatch_sgd(net, s.X, s.Y, np.stack(rows[i:j]), etas[i:j], lam, rb,
-                                                   opt=self.opt)
+                                                   opt=self.opt, norm_out=norm_out if j == len(rows) else None)
             i = j
         return total
 

@@ -802,9 +802,22 @@ def sum_bias_parts(B, r0, r1, P):
 
 
 @jit
-def reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, lam_b):
+def squares(g, off_row, masked):
+    """sum of g[j]^2 over the real edges (float64): a part of ||v||^2."""
+    s = 0.0
+    for j in range(g.shape[0]):
+        if not (masked and off_row[j]):
+            v = np.float64(g[j])
+            s += v * v
+    return s
+
+
+@jit
+def reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, lam_b, want_norm):
     """Thread p's rows of every W_t: W_t <- (1 - eta lam) W_t - (eta / n) sum_q Cp[t][q] (the
-    threads' parts of the summed gradient added here), b_t the same; phantom entries back to 0."""
+    threads' parts of the summed gradient added here), b_t the same; phantom entries back to 0.
+    Returns this thread's part of ||sum_q Cp||^2 over the real edges if ``want_norm``, else 0."""
+    sq = 0.0
     for t in range(len(W)):
         Wt, C = W[t], Cp[t]
         k1, k0 = Wt.shape
@@ -812,6 +825,8 @@ def reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, l
         keep, step_ = f32(1.0) - eta * lam, eta / n
         for r in range(r0, r1):
             wr, g = Wt[r], sum_parts(C, r, P)  # thread 0's part takes the sum (rows r are this thread's)
+            if want_norm:
+                sq += squares(g, off[t][r], not dense[t])
             for j in range(k0):
                 wr[j] = wr[j] * keep - step_ * g[j]
             if not dense[t]:
@@ -821,10 +836,13 @@ def reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, l
                         wr[j] = 0
         if has_bias:
             bt, bo, g = b[t], boff[t], sum_bias_parts(bp[t], r0, r1, P)
+            if want_norm and r1 > r0:
+                sq += squares(g[r0:r1], bo[r0:r1], True)
             for r in range(r0, r1):
                 bt[r] = bt[r] - (g[r] / n + lam_b * bt[r]) * eta
                 if bo[r]:
                     bt[r] = 0
+    return sq
 
 
 @jit
@@ -857,32 +875,40 @@ def rule_update(w, g, n, eta, lam, off_row, masked, code, hyp, rate, s1, s2):
 
 @jit
 def optimizer_update(p, P, W, b, has_bias, off, boff, Cp, bp, n, eta, lam, lam_b, code, hyp, rate, S1W, S2W, S1b,
-                     S2b):
+                     S2b, want_norm):
     """Thread p's rows of every W_t and b_t by the update rule ``code`` (``rule_update``) from the
-    threads' parts of the summed gradient."""
+    threads' parts of the summed gradient; returns this thread's part of its squared norm if
+    ``want_norm`` (as reduce_update)."""
+    sq = 0.0
     for t in range(len(W)):
         Wt = W[t]
         k1 = Wt.shape[0]
         r0, r1 = p * k1 // P, (p + 1) * k1 // P
         for r in range(r0, r1):
             g = sum_parts(Cp[t], r, P)
+            if want_norm:
+                sq += squares(g, off[t][r], True)
             rule_update(Wt[r], g, n, eta, lam, off[t][r], True, code, hyp, rate, S1W[t][r], S2W[t][r])
         if has_bias and r1 > r0:
             g = sum_bias_parts(bp[t], r0, r1, P)
+            if want_norm:
+                sq += squares(g[r0:r1], boff[t][r0:r1], True)
             rule_update(b[t][r0:r1], g[r0:r1], n, eta, lam_b, boff[t][r0:r1], True, code, hyp, rate,
                         S1b[t][r0:r1], S2b[t][r0:r1])
+    return sq
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def run_minibatch(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas, lam, lam_b, O, G, gb, Yb, lrows,
-                  chars, ints, scal, slope, P, split, Cp, bp, code, hyp, t0, S1W, S2W, S1b, S2b, XP):
+                  chars, ints, scal, slope, P, split, Cp, bp, code, hyp, t0, S1W, S2W, S1b, S2b, XP, sq):
     """len(rows) iterations of minibatch SGD, in place; returns the sum of the losses. ``code``
     0: the book's update; 1-3: momentum, nesterov, adam (``optimizer_update``; state S1, S2;
     ``t0`` Adam's steps so far). ``split``: each thread sums its own rows' weight gradient
     (Cp, bp) in the first region and the second adds the parts into the update (always for
     code > 0); else (small batches) layer 1's neurons are shared out first (``first_forward``,
     with each thread's copy of the batch in XP), then the examples, and the second region's
-    GEMMs write the book's update."""
+    GEMMs write the book's update. With ``split``, sq[p] receives thread p's part of the last
+    iteration's squared gradient norm ||sum of the batch's gradients||^2 (the history's ||v||)."""
     total = 0.0
     part = np.zeros(P)
     n = rows.shape[1]
@@ -902,12 +928,13 @@ def run_minibatch(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas
         eta = etas[it]
         k = t0 + it + 1  # Adam's bias correction, as optim.Adam (its t counts the steps)
         rate = f32(eta * np.sqrt(1.0 - hyp[2] ** k) / (1.0 - hyp[1] ** k)) if code == 3 else f32(0.0)
+        last = it == rows.shape[0] - 1
         for p in prange(P):
             if code > 0:
-                optimizer_update(p, P, W, b, has_bias, off, boff, Cp, bp, n, eta, lam, lam_b, code, hyp, rate,
-                                 S1W, S2W, S1b, S2b)
+                sq[p] = optimizer_update(p, P, W, b, has_bias, off, boff, Cp, bp, n, eta, lam, lam_b, code, hyp,
+                                         rate, S1W, S2W, S1b, S2b, last)
             elif split:
-                reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, lam_b)
+                sq[p] = reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, lam_b, last)
             else:
                 minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam, lam_b, chars,
                                  ints, scal, 1)

@@ -110,12 +110,21 @@ def threads() -> int:
     return max(1, min([numba.get_num_threads()] + blas))
 
 
-def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_threads=None, split=None, opt=None):
+def splits(n, P, opt=None):
+    """Whether the loop runs batches of n rows on P threads with ``split`` (each thread sums its
+    own rows' gradient; then it also measures the last iteration's gradient norm)."""
+    return (opt is not None and opt.name != "sgd") or (P > 1 and n >= SPLIT_MIN_ROWS)
+
+
+def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_threads=None, split=None, opt=None,
+                      norm_out=None):
     """The book's SGD (SSBD 20.6) on the batches ``rows`` (m x b), in place on ``net``'s float32
     weights; returns the sum of the losses at the iterates used. X, Y: float32 C-contiguous
     arrays (the caller copies a memmap's rows first). ``opt``: an ``optim`` update rule of this
     network (momentum, nesterov, adam; its state is updated in place and its step count by m);
-    None or the book's "sgd": the book's update."""
+    None or the book's "sgd": the book's update. ``norm_out``: a list that receives the last
+    iteration's ||v_i|| (the mean gradient over its batch, real edges) where the loop runs with
+    ``split``."""
     from .numba_single import _one_blas_thread, contiguous_params, write_back
 
     T, dt = net.T, np.float32
@@ -134,13 +143,14 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
     gb = tuple(np.empty(k, dt) for k in net.k[1:])
     code = RULES.index(opt.name) if opt is not None else 0
     if split is None:
-        split = code > 0 or (P > 1 and n >= SPLIT_MIN_ROWS)
+        split = splits(n, P, opt)
     if code and not split:
         raise ValueError(f"the {opt.name!r} update needs split=True")
     S1W, S2W, S1b, S2b, hyp, t0 = _rule_state(opt, code, W, b)
     Cp = tuple(np.empty((P, w.shape[0], w.shape[1]) if split else (P, 1, 1), dt) for w in W)
     bp = tuple(np.empty((P, w.shape[0]) if split else (P, 1), dt) for w in W)
     XP = np.empty((P, 1, 1) if split else (P, n, net.k[0]), dt)  # small batches: each thread's copy of X_b
+    sq = np.zeros(P)
     etas = np.ascontiguousarray(np.broadcast_to(np.asarray(etas, dt), (m,)))
     lam_b = lam if regularize_bias else 0.0
     with _one_blas_thread():
@@ -148,8 +158,10 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
                               rows, etas, dt(lam), dt(lam_b), O, G, gb, np.empty((n, net.k[-1]), dt), np.empty(n),
                               np.frombuffer(b"NT", np.uint8).copy(), np.zeros((P, 6), np.int32),
                               np.zeros((P, 2), dt), dt(LEAKY_SLOPE), P, split, Cp, bp, code, hyp, t0, S1W, S2W,
-                              S1b, S2b, XP)
+                              S1b, S2b, XP, sq)
     write_back(net, W, b)
+    if norm_out is not None and split and m:
+        norm_out.append(float(np.sqrt(sq.sum())) / n)
     if code:
         opt.t += m
     return float(total)

@@ -154,11 +154,18 @@ class NumbaEngine(NumpyEngine):
         return (b > 1 and optimizer in numba_batch.RULES and numba_batch.supports(net)
                 and b * max(net.k[1:]) >= FUSED_MIN_ELEMENTS and numba_batch.usable())
 
-    def run_minibatch_sgd(self, net, X, Y, rows, etas, lam, regularize_bias=True, opt=None):
+    def measures_norm(self, b, opt=None) -> bool:
+        """Whether ``run_minibatch_sgd`` with batches of b rows fills ``norm_out`` (the last
+        iteration's gradient norm, measured inside the loop)."""
+        from . import numba_batch
+        return numba_batch.splits(b, self._threads(), opt)
+
+    def run_minibatch_sgd(self, net, X, Y, rows, etas, lam, regularize_bias=True, opt=None, norm_out=None):
         """SGD (SSBD 20.6) on the minibatches ``rows`` (m x b, b > 1), in place, as one compiled
         loop (``numba_batch``; float32): the book's update, or the update rule ``opt`` (momentum,
         nesterov, adam: its state is updated in place); returns the sum of the losses at the
-        iterates. Rows of a memory-mapped X are read ``MEMMAP_CHUNK`` examples at a time."""
+        iterates. Rows of a memory-mapped X are read ``MEMMAP_CHUNK`` examples at a time.
+        ``norm_out``: a list that receives the last iteration's ||v_i|| where ``measures_norm``."""
         from . import numba_batch
 
         rows = np.ascontiguousarray(rows, dtype=np.int64)
@@ -172,13 +179,13 @@ class NumbaEngine(NumpyEngine):
                 total += numba_batch.run_minibatch_sgd(
                     net, _rows_source(X[flat], dt), _rows_source(np.asarray(Y)[flat], dt),
                     np.arange(flat.size, dtype=np.int64).reshape(r.shape), etas[s:s + per], lam, regularize_bias,
-                    n_threads=self.threads, opt=opt)
+                    n_threads=self._threads(), opt=opt, norm_out=norm_out)
             for A in (X, Y):
                 if isinstance(A, np.memmap):
                     release_pages(A)
             return total
         return numba_batch.run_minibatch_sgd(net, _rows_source(X, dt), _rows_source(Y, dt), rows, etas, lam,
-                                             regularize_bias, n_threads=self.threads, opt=opt)
+                                             regularize_bias, n_threads=self._threads(), opt=opt, norm_out=norm_out)
 
 
 def contiguous_params(net):
