@@ -96,6 +96,27 @@ def matmul_run(n, reps=None):
     return run
 
 
+def products_run(sizes, batch, n):
+    """A callable doing the matrix products of one epoch's steps alone (NumPy, its BLAS threads),
+    with the steps' shapes: o_{t+1} = o_t W_t^T, the weight gradients g_{t+1}^T o_t, and the input
+    gradients g_{t+1} W_t except at the first layer (random operands, no element-wise work): the
+    most a step built on these products can reach."""
+    rng = np.random.default_rng(0)
+    W = [rng.standard_normal((sizes[t + 1], sizes[t]), dtype=np.float32) for t in range(len(sizes) - 1)]
+    o = [rng.random((batch, k), dtype=np.float32) for k in sizes]
+    g = [rng.random((batch, k), dtype=np.float32) for k in sizes]
+    gW = [np.empty_like(w) for w in W]
+    def run():
+        for _ in range(n // batch):
+            for t in range(len(W)):
+                np.matmul(o[t], W[t].T, out=o[t + 1])
+            for t in range(len(W) - 1, -1, -1):
+                np.matmul(g[t + 1].T, o[t], out=gW[t])
+                if t > 0:
+                    np.matmul(g[t + 1], W[t], out=g[t])
+    return run
+
+
 def synthetic(n, k_in, k_out, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.random((n, k_in), dtype=np.float32)
@@ -205,6 +226,7 @@ def minibatch_section(args, gemm, out):
                 runs["sklearn"], est = sklearn_epoch(X, Y, labels, batch, loss)
                 sk_dtype = est.coefs_[0].dtype
             runs["_matmul"] = matmul_run(args.gemm_n)
+            runs["_products"] = products_run(SIZES, batch, n)
             times = {k: [] for k in runs}
             for _ in range(args.repeats):
                 for k, f in runs.items():
@@ -213,6 +235,8 @@ def minibatch_section(args, gemm, out):
                     f()
                     times[k].append(time.perf_counter() - t0)
             t_mm = statistics.median(times.pop("_matmul"))
+            t_products = statistics.median(times.pop("_products"))
+            del runs["_products"]
             gemm = 2 * args.gemm_n ** 3 * args.gemm_reps / t_mm / 1e9  # measured beside the peers
             del runs["_matmul"]
             med = {k: statistics.median(v) for k, v in times.items()}
@@ -229,6 +253,10 @@ def minibatch_section(args, gemm, out):
                 print(f"{loss:<22}{batch:>6}  {name:<20}{eps:>12.0f}{best:>10.0f}{gf:>9.1f}{100 * gf / gemm:>8.0f}%  {ratio}")
                 out.append(("minibatch", loss, batch, k, eps, gf))
             print(f"{'':<28}float32 matmul rate measured between these runs: {gemm:.1f} GFLOP/s")
+            products = n * flops / t_products / 1e9
+            print(f"{'':<28}the steps' matrix products alone (NumPy, same shapes, no element-wise work): "
+                  f"{products:.1f} GFLOP/s = {100 * products / gemm:.0f}% of it")
+            out.append(("minibatch", loss, batch, "_products", n / t_products, products))
 
 
 def book_section(args, out):
