@@ -8,11 +8,13 @@ other ranks (bitwise). The CLI is tested through `layerprop train --nproc`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: no lock there
+    fcntl = None
 
 pytest.importorskip("torch.distributed")
 import torch.distributed as torch_dist  # noqa: E402
@@ -48,10 +55,36 @@ def torchrun(nproc, *args, timeout=120):
     return done
 
 
+@contextlib.contextmanager
+def one_process_group_at_a_time():
+    """Holds a lock file that every test process of this module takes while it sets up process
+    groups: in full `pytest -n 2` runs, two groups set up at once on the loopback twice failed to
+    connect ("Gloo connectFullMesh failed ... Connection closed by peer"), never this module alone."""
+    with open(Path(tempfile.gettempdir()) / "layerprop-tests-process-groups.lock", "w") as f:
+        if fcntl is not None:
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def _one_group_at_a_time():
+    with one_process_group_at_a_time():
+        yield
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """{P: [what rank 0 saw, what rank 1 saw, ...]} for P = 2 and 3 (the 3-process run also tries
     to resume the 2-process run's checkpoint)."""
+    with one_process_group_at_a_time():
+        return _runs(tmp_path_factory)
+
+
+def _runs(tmp_path_factory):
     seen = {}
     for P in SIZES:
         out = tmp_path_factory.mktemp(f"p{P}")
