@@ -634,6 +634,23 @@ book_update, book_update_par = _compile(_book_update, False, False), _compile(_b
 
 # -- the book's SGD with minibatches, float32 (numba_batch) ---------------------------------------
 @jit
+def bias_rows_update(bt, bo, s, gn, r0, r1, eta, lam_b):
+    """The book's update of biases r0 .. r1 - 1 from the column sums s[r] of g_{t+1} (n rows):
+    b[r] <- b[r] - (s[r] / n + lam_b b[r]) eta; phantom biases (bo) back to 0."""
+    n = gn.shape[0]
+    for r in range(r0, r1):
+        s[r] = 0
+    for i in range(n):
+        gi = gn[i]
+        for r in range(r0, r1):
+            s[r] += gi[r]
+    for r in range(r0, r1):
+        bt[r] = bt[r] - (s[r] / n + lam_b * bt[r]) * eta
+        if bo[r]:
+            bt[r] = 0
+
+
+@jit
 def first_forward(p, P, W0, b0, has_bias, act1, X, rows, XP, O1, chars, ints, scal, slope):
     """Small batches: thread p's neurons r0:r1 of layer 1 (its rows of W_0). The batch's rows of
     X go into the thread's own XP[p]; o_1[:, r0:r1] = sigma_1(X_b W_0[r0:r1]^T + b_0[r0:r1]). Each
@@ -671,16 +688,7 @@ def first_update(p, P, W0, b0, has_bias, dense0, off0, boff0, XP, G1, gb0, eta, 
                 if off0[r, j]:
                     W0[r, j] = 0
     if has_bias:
-        for r in range(r0, r1):
-            gb0[r] = 0
-        for i in range(n):
-            gi = G1[i]
-            for r in range(r0, r1):
-                gb0[r] += gi[r]
-        for r in range(r0, r1):
-            b0[r] = b0[r] - (gb0[r] / n + lam_b * b0[r]) * eta
-            if boff0[r]:
-                b0[r] = 0
+        bias_rows_update(b0, boff0, gb0, G1, r0, r1, eta, lam_b)
 
 
 @jit
@@ -744,18 +752,7 @@ def minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam,
                             Wt[r, j] = 0
         r0, r1 = p * k1 // P, (p + 1) * k1 // P
         if has_bias and r1 > r0:
-            s = gb[t]
-            for r in range(r0, r1):
-                s[r] = 0
-            for i in range(n):
-                gi = gn[i]
-                for r in range(r0, r1):
-                    s[r] += gi[r]
-            bt, bo = b[t], boff[t]
-            for r in range(r0, r1):
-                bt[r] = bt[r] - (s[r] / n + lam_b * bt[r]) * eta
-                if bo[r]:
-                    bt[r] = 0
+            bias_rows_update(b[t], boff[t], gb[t], gn, r0, r1, eta, lam_b)
 
 
 @jit
