@@ -232,10 +232,13 @@ def reference_rule_sgd(net, X, Y, rows, etas, name, lam, regularize_bias):
     return net, opt
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("masked,bias,regularize_bias", [(False, True, True), (True, True, False), (True, False, True)])
 @pytest.mark.parametrize("name", ["momentum", "nesterov", "adam"])
-def test_compiled_loop_runs_the_update_rules_of_optim(name, masked, bias, regularize_bias, threads):
+def test_compiled_loop_runs_the_update_rules_of_optim(name, masked, bias, regularize_bias, threads, split):
+    """Both second regions: the threads' parts of the summed gradient added up (split), and for
+    small batches the whole sum written by each thread's share of columns (rows of W_0)."""
     from layerprop.optim import get_optimizer
     net = make_net("relu", "softmax_cross_entropy", masked=masked, bias=bias)
     X, Y = make_data(net)
@@ -243,7 +246,8 @@ def test_compiled_loop_runs_the_update_rules_of_optim(name, masked, bias, regula
     rows, etas = rng.integers(0, len(X), (12, 13)), rng.uniform(0.002, 0.02, 12)
     want, want_opt = reference_rule_sgd(net, X, Y, rows, etas, name, 1e-2, regularize_bias)
     opt = get_optimizer(name, net, lam=1e-2, regularize_bias=regularize_bias)
-    numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, 1e-2, regularize_bias, n_threads=threads, opt=opt)
+    numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, 1e-2, regularize_bias, n_threads=threads, opt=opt,
+                                  split=split)
     assert opt.t == want_opt.t == 12
     assert_close(net.W + net.b, want.W + want.b, tol=1e-4 if name == "adam" else TOL)
     for key in want_opt.state:  # the optimizer state, updated in place, is the rule's state

@@ -634,16 +634,23 @@ book_update, book_update_par = _compile(_book_update, False, False), _compile(_b
 
 # -- the book's SGD with minibatches, float32 (numba_batch) ---------------------------------------
 @jit
+def column_sums(gn, r0, r1, s):
+    """s[r] = sum over the rows i of gn[i, r], for r in r0 .. r1 - 1 (a bias's summed gradient)."""
+    for r in range(r0, r1):
+        s[r] = 0
+    for i in range(gn.shape[0]):
+        gi = gn[i]
+        for r in range(r0, r1):
+            s[r] += gi[r]
+    return s
+
+
+@jit
 def bias_rows_update(bt, bo, s, gn, r0, r1, eta, lam_b):
     """The book's update of biases r0 .. r1 - 1 from the column sums s[r] of g_{t+1} (n rows):
     b[r] <- b[r] - (s[r] / n + lam_b b[r]) eta; phantom biases (bo) back to 0."""
     n = gn.shape[0]
-    for r in range(r0, r1):
-        s[r] = 0
-    for i in range(n):
-        gi = gn[i]
-        for r in range(r0, r1):
-            s[r] += gi[r]
+    column_sums(gn, r0, r1, s)
     for r in range(r0, r1):
         bt[r] = bt[r] - (s[r] / n + lam_b * bt[r]) * eta
         if bo[r]:
@@ -895,17 +902,58 @@ def optimizer_update(p, P, W, b, has_bias, off, boff, Cp, bp, n, eta, lam, lam_b
     return sq
 
 
+@jit
+def small_batch_rule_update(p, P, W, b, has_bias, off, boff, O, G, XP, Cp, gb, n, eta, lam, lam_b, code, hyp, rate,
+                            S1W, S2W, S1b, S2b, want_norm, chars, ints, scal):
+    """Small batches with an update rule (``rule_update``): thread p's columns c of every W_t,
+    t >= 1, and its rows of W_0 (as first_forward's): their summed gradient by one GEMM into
+    Cp[t][0] (g_{t+1}^T o_t, from the thread's copy of X_b for W_0), then the rule, row by row; the
+    biases of its rows the same from the column sums of g_{t+1}. Returns this thread's part of
+    the squared gradient norm if ``want_norm``."""
+    sq = 0.0
+    for t in range(len(W)):
+        Wt, Gt = W[t], Cp[t][0]
+        k1, k0 = Wt.shape
+        r0, r1 = p * k1 // P, (p + 1) * k1 // P
+        if t == 0:  # rows r0:r1: G_0[r0:r1] = g_1[:, r0:r1]^T X_b
+            c0, c1, rr0, rr1 = 0, k0, r0, r1
+            if r1 > r0:
+                gemm(True, 0, 1, k0, r1 - r0, n, f32(1.0), XP[p], k0, G[1][0, r0:], k1, f32(0.0), Gt[r0:], k0,
+                     chars, ints[p], scal[p])
+        else:  # columns c0:c1: G_t[:, c0:c1] = g_{t+1}^T o_t[:, c0:c1]
+            c0, c1, rr0, rr1 = p * k0 // P, (p + 1) * k0 // P, 0, k1
+            if c1 > c0:
+                gemm(True, 0, 1, c1 - c0, k1, n, f32(1.0), O[t][0, c0:], k0, G[t + 1], k1, f32(0.0), Gt[0, c0:], k0,
+                     chars, ints[p], scal[p])
+        if c1 > c0:
+            for r in range(rr0, rr1):
+                g = Gt[r, c0:c1]
+                if want_norm:
+                    sq += squares(g, off[t][r, c0:c1], True)
+                rule_update(Wt[r, c0:c1], g, n, eta, lam, off[t][r, c0:c1], True, code, hyp, rate,
+                            S1W[t][r, c0:c1], S2W[t][r, c0:c1])
+        if has_bias and r1 > r0:
+            s = column_sums(G[t + 1], r0, r1, gb[t])
+            if want_norm:
+                sq += squares(s[r0:r1], boff[t][r0:r1], True)
+            rule_update(b[t][r0:r1], s[r0:r1], n, eta, lam_b, boff[t][r0:r1], True, code, hyp, rate,
+                        S1b[t][r0:r1], S2b[t][r0:r1])
+    return sq
+
+
 @numba.njit(cache=True, nogil=True, error_model="numpy", parallel=True)
 def run_minibatch(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas, lam, lam_b, O, G, gb, Yb, lrows,
                   chars, ints, scal, slope, P, split, Cp, bp, code, hyp, t0, S1W, S2W, S1b, S2b, XP, sq):
     """len(rows) iterations of minibatch SGD, in place; returns the sum of the losses. ``code``
     0: the book's update; 1-3: momentum, nesterov, adam (``optimizer_update``; state S1, S2;
     ``t0`` Adam's steps so far). ``split``: each thread sums its own rows' weight gradient
-    (Cp, bp) in the first region and the second adds the parts into the update (always for
-    code > 0); else (small batches) layer 1's neurons are shared out first (``first_forward``,
-    with each thread's copy of the batch in XP), then the examples, and the second region's
-    GEMMs write the book's update. With ``split``, sq[p] receives thread p's part of the last
-    iteration's squared gradient norm ||sum of the batch's gradients||^2 (the history's ||v||)."""
+    (Cp, bp) in the first region and the second adds the parts into the update; else (small
+    batches) layer 1's neurons are shared out first (``first_forward``, with each thread's copy of
+    the batch in XP), then the examples, and the second region's GEMMs write the book's update
+    (or, for a rule, the summed gradient into Cp[t][0], shared by columns and rows as the book's
+    update is). sq[p] receives thread p's part of the last iteration's squared gradient norm
+    ||sum of the batch's gradients||^2 (the history's ||v||) where the loop has that sum: with
+    ``split`` or a rule."""
     total = 0.0
     part = np.zeros(P)
     n = rows.shape[1]
@@ -927,9 +975,12 @@ def run_minibatch(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas
         rate = f32(eta * np.sqrt(1.0 - hyp[2] ** k) / (1.0 - hyp[1] ** k)) if code == 3 else f32(0.0)
         last = it == rows.shape[0] - 1
         for p in prange(P):
-            if code > 0:
+            if code > 0 and split:
                 sq[p] = optimizer_update(p, P, W, b, has_bias, off, boff, Cp, bp, n, eta, lam, lam_b, code, hyp,
                                          rate, S1W, S2W, S1b, S2b, last)
+            elif code > 0:  # Cp[t][0]: the whole summed gradient of W_t, each thread writing its share
+                sq[p] = small_batch_rule_update(p, P, W, b, has_bias, off, boff, O, G, XP, Cp, gb, n, eta, lam,
+                                                lam_b, code, hyp, rate, S1W, S2W, S1b, S2b, last, chars, ints, scal)
             elif split:
                 sq[p] = reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, lam_b, last)
             else:

@@ -18,7 +18,9 @@ every matrix product a one-thread SciPy BLAS call on the thread's own share:
    W_t[r] <- (1 - eta lam) W_t[r] - (eta / b) sum_p C_p[r] (split), or without ``split`` its
    columns c straight from the product, W_t[:, c] <- (1 - eta lam) W_t[:, c] -
    (eta / b) g_{t+1}^T o_t[:, c] (one GEMM with beta), and for W_0 its rows of region 0 from its
-   copy of X_b; the same for b_t; phantom entries are set back to 0 (masked layers).
+   copy of X_b; the same for b_t; phantom entries are set back to 0 (masked layers). The update
+   rules (momentum, nesterov, adam) apply to the same rows, or columns and rows, from the summed
+   gradient (split: the threads' parts added up; small batches: its share written by one GEMM).
 
 Why: with NumPy's two-thread OpenBLAS the element-wise passes run on one core while OpenBLAS's
 second thread spins, every step pays some 25 NumPy calls, and the update is a separate pass over
@@ -110,10 +112,16 @@ def threads() -> int:
     return max(1, min([numba.get_num_threads()] + blas))
 
 
-def splits(n, P, opt=None):
+def splits(n, P):
     """Whether the loop runs batches of n rows on P threads with ``split`` (each thread sums its
-    own rows' gradient; then it also measures the last iteration's gradient norm)."""
-    return (opt is not None and opt.name != "sgd") or (P > 1 and n >= SPLIT_MIN_ROWS)
+    own rows' gradient)."""
+    return P > 1 and n >= SPLIT_MIN_ROWS
+
+
+def measures_norm(n, P, opt=None):
+    """Whether the loop has each batch's summed gradient, and so measures the last iteration's
+    gradient norm: with ``split``, or for an update rule (momentum, nesterov, adam)."""
+    return splits(n, P) or (opt is not None and opt.name != "sgd")
 
 
 def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_threads=None, split=None, opt=None,
@@ -123,8 +131,7 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
     arrays (the caller copies a memmap's rows first). ``opt``: an ``optim`` update rule of this
     network (momentum, nesterov, adam; its state is updated in place and its step count by m);
     None or the book's "sgd": the book's update. ``norm_out``: a list that receives the last
-    iteration's ||v_i|| (the mean gradient over its batch, real edges) where the loop runs with
-    ``split``."""
+    iteration's ||v_i|| (the mean gradient over its batch, real edges) where ``measures_norm``."""
     from .numba_single import _one_blas_thread, contiguous_params, write_back
 
     T, dt = net.T, np.float32
@@ -143,11 +150,10 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
     gb = tuple(np.empty(k, dt) for k in net.k[1:])
     code = RULES.index(opt.name) if opt is not None else 0
     if split is None:
-        split = splits(n, P, opt)
-    if code and not split:
-        raise ValueError(f"the {opt.name!r} update needs split=True")
+        split = splits(n, P)
     S1W, S2W, S1b, S2b, hyp, t0 = _rule_state(opt, code, W, b)
-    Cp = tuple(np.empty((P, w.shape[0], w.shape[1]) if split else (P, 1, 1), dt) for w in W)
+    # split: each thread's part of the summed gradient; small batches with a rule: the whole sum
+    Cp = tuple(np.empty((P, *w.shape) if split else (1, *w.shape) if code else (1, 1, 1), dt) for w in W)
     bp = tuple(np.empty((P, w.shape[0]) if split else (P, 1), dt) for w in W)
     XP = np.empty((P, 1, 1) if split else (P, n, net.k[0]), dt)  # small batches: each thread's copy of X_b
     sq = np.zeros(P)
@@ -160,7 +166,7 @@ def run_minibatch_sgd(net, X, Y, rows, etas, lam, regularize_bias=True, n_thread
                               np.zeros((P, 2), dt), dt(LEAKY_SLOPE), P, split, Cp, bp, code, hyp, t0, S1W, S2W,
                               S1b, S2b, XP, sq)
     write_back(net, W, b)
-    if norm_out is not None and split and m:
+    if norm_out is not None and (split or code) and m:
         norm_out.append(float(np.sqrt(sq.sum())) / n)
     if code:
         opt.t += m

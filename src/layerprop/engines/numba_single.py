@@ -158,7 +158,7 @@ class NumbaEngine(NumpyEngine):
         """Whether ``run_minibatch_sgd`` with batches of b rows fills ``norm_out`` (the last
         iteration's gradient norm, measured inside the loop)."""
         from . import numba_batch
-        return numba_batch.splits(b, self._threads(), opt)
+        return numba_batch.measures_norm(b, self._threads(), opt)
 
     def run_minibatch_sgd(self, net, X, Y, rows, etas, lam, regularize_bias=True, opt=None, norm_out=None):
         """SGD (SSBD 20.6) on the minibatches ``rows`` (m x b, b > 1), in place, as one compiled
