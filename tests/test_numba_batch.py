@@ -103,6 +103,26 @@ def test_deep_network_and_batch_smaller_than_threads(split):
     assert_close(net.W + net.b, want.W + want.b)
 
 
+@pytest.mark.parametrize("rule", [None, "momentum", "adam"])
+@pytest.mark.parametrize("sizes", [(9, 2, 3), (5, 3)])
+def test_more_threads_than_first_layer_neurons(sizes, rule):
+    """Small batches share out layer 1's neurons: with 4 threads and 2-3 neurons some threads get
+    none (and some no columns of the next layer)."""
+    from layerprop.optim import get_optimizer
+    net = make_net("relu", "softmax_cross_entropy", sizes=sizes, masked=True)
+    X, Y = make_data(net, 30)
+    rows, etas = np.random.default_rng(0).integers(0, 30, (6, 5)), np.full(6, 0.05)
+    if rule is None:
+        want_loss, want = reference_minibatch_sgd(net, X, Y, rows, etas, 1e-2, True)
+        got = numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, 1e-2, n_threads=4, split=False)
+        assert got == pytest.approx(want_loss, rel=TOL)
+    else:
+        want, _ = reference_rule_sgd(net, X, Y, rows, etas, rule, 1e-2, True)
+        numba_batch.run_minibatch_sgd(net, X, Y, rows, etas, 1e-2, n_threads=4, split=False,
+                                      opt=get_optimizer(rule, net, lam=1e-2))
+    assert_close(net.W + net.b, want.W + want.b, tol=1e-4 if rule == "adam" else TOL)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("loss,out", [("squared", "sigmoid"), ("softmax_cross_entropy", None)])
