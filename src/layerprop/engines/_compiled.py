@@ -739,12 +739,13 @@ def forward_backward(p, P, W, b, has_bias, acts, loss, X, Y, rows, O, G, Yb, lro
 
 
 @jit
-def minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam, lam_b, chars, ints, scal, t0):
-    """Thread p's columns c of every W_t from t0 on: W_t[:, c] <- (1 - eta lam) W_t[:, c] - (eta / n)
-    g_{t+1}^T o_t[:, c] (one GEMM with beta; a share of columns packs only its part of o_t); its
-    rows r of b_t the same with the column sums of g_{t+1}; phantom entries back to 0."""
+def minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam, lam_b, chars, ints, scal):
+    """Thread p's columns c of every W_t, t >= 1 (W_0: first_update): W_t[:, c] <- (1 - eta lam)
+    W_t[:, c] - (eta / n) g_{t+1}^T o_t[:, c] (one GEMM with beta; a share of columns packs only its
+    part of o_t); its rows r of b_t the same with the column sums of g_{t+1}; phantom entries back
+    to 0."""
     n = G[1].shape[0]
-    for t in range(t0, len(W)):
+    for t in range(1, len(W)):
         k0, k1 = W[t].shape[1], W[t].shape[0]
         c0, c1 = p * k0 // P, (p + 1) * k0 // P
         gn, Wt = G[t + 1], W[t]
@@ -985,7 +986,7 @@ def run_minibatch(W, b, has_bias, dense, off, boff, acts, loss, X, Y, rows, etas
                 sq[p] = reduce_update(p, P, W, b, has_bias, dense, off, boff, Cp, bp, n, eta, lam, lam_b, last)
             else:
                 minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam, lam_b, chars,
-                                 ints, scal, 1)
+                                 ints, scal)
                 first_update(p, P, W[0], b[0], has_bias, dense[0], off[0], boff[0], XP, G[1], gb[0], eta, lam,
                              lam_b, chars, ints, scal)
     return total
