@@ -65,6 +65,19 @@ def median_time(fn, repeats):
     return statistics.median(times)
 
 
+def interleaved_times(runs, repeats, pause):
+    """{name: [seconds of each repeat]}: every run once per round, ``repeats`` rounds, each run
+    after ``pause`` seconds of sleep (the last peer's idle pool threads stop spinning first)."""
+    times = {k: [] for k in runs}
+    for _ in range(repeats):
+        for k, f in runs.items():
+            time.sleep(pause)
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    return times
+
+
 def cpu_model():
     try:
         for line in open("/proc/cpuinfo"):
@@ -227,13 +240,7 @@ def minibatch_section(args, gemm, out):
                 sk_dtype = est.coefs_[0].dtype
             runs["_matmul"] = matmul_run(args.gemm_n)
             runs["_products"] = products_run(SIZES, batch, n)
-            times = {k: [] for k in runs}
-            for _ in range(args.repeats):
-                for k, f in runs.items():
-                    time.sleep(args.pause)  # the last peer's idle pool threads stop spinning first
-                    t0 = time.perf_counter()
-                    f()
-                    times[k].append(time.perf_counter() - t0)
+            times = interleaved_times(runs, args.repeats, args.pause)
             t_mm = statistics.median(times.pop("_matmul"))
             t_products = statistics.median(times.pop("_products"))
             del runs["_products"]
@@ -352,13 +359,7 @@ def rules_section(args, out):
             runs = {eng: (lambda eng=eng: lp.sgd(net, X, Y, epochs=1, batch_size=batch, step_size=lr, optimizer=opt,
                                                  l2=LAM, seed=0, engine=eng, progress=False))
                     for eng in ("auto", "numpy")}
-            times = {k: [] for k in runs}
-            for _ in range(args.repeats):
-                for k, f in runs.items():
-                    time.sleep(args.pause)
-                    t0 = time.perf_counter()
-                    f()
-                    times[k].append(time.perf_counter() - t0)
+            times = interleaved_times(runs, args.repeats, args.pause)
             auto, numpy_ = (n / statistics.median(times[k]) for k in ("auto", "numpy"))
             print(f"{opt:<10}{batch:>6}  auto {auto:>10.0f} ex/s  numpy {numpy_:>10.0f} ex/s  {auto / numpy_:.2f}x")
             out.append(("rules", opt, batch, auto, numpy_))
