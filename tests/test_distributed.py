@@ -49,17 +49,25 @@ for _k in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
 
 
 def torchrun(nproc, *args, timeout=120):
+    """torchrun's run of a script, started again (as launch() does) when its workers could not set
+    up their process group: gloo gives up when a stray connection reaches its port meanwhile."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc), *args]
-    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    from layerprop.distributed import JOIN_TRIES
+    for _ in range(JOIN_TRIES):
+        done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+        if done.returncode == 0 or "JoinError: distributed=True: could not join" not in done.stderr:
+            break
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
 
 @contextlib.contextmanager
 def one_process_group_at_a_time():
-    """Holds a lock file that every test process of this module takes while it sets up process
-    groups: in full `pytest -n 2` runs, two groups set up at once on the loopback twice failed to
-    connect ("Gloo connectFullMesh failed ... Connection closed by peer"), never this module alone."""
+    """Holds a lock file that every test process of this module takes while it runs process groups,
+    so that one group's workers are never another's stray connections. (gloo's set-up fails when
+    anything connects to its port meanwhile: "Gloo connectFullMesh failed ... Connection closed by
+    peer", seen in full `pytest -n 2` runs and reproduced with a port scanner; launch() and this
+    module's torchrun() start the workers again then.)"""
     with open(Path(tempfile.gettempdir()) / "layerprop-tests-process-groups.lock", "w") as f:
         if fcntl is not None:
             fcntl.flock(f, fcntl.LOCK_EX)
@@ -375,3 +383,93 @@ def test_launch_refuses_a_bad_niceness(nice):
     from layerprop import distributed
     with pytest.raises(ValueError, match="nice must be an integer from 0 to 19"):
         distributed.launch(2, _thread_state, nice=nice)
+
+
+# -- workers that could not connect are started again ----------------------------------------------
+def _first_start(marker: Path) -> bool:
+    """True in the workers of the first launch that reaches here (its run id, linked atomically)."""
+    run = os.environ["TORCHELASTIC_RUN_ID"]
+    mine = marker.with_name(f"{run}.{os.getpid()}")
+    mine.write_text(run)
+    with contextlib.suppress(FileExistsError):
+        os.link(mine, marker)
+    return marker.read_text() == run
+
+
+def _joins_on_the_second_start(marker, starts):
+    from layerprop import distributed
+    with open(starts, "a") as f:
+        f.write(os.environ["TORCHELASTIC_RUN_ID"] + "\n")
+    if _first_start(Path(marker)):
+        raise distributed.JoinError("distributed=True: could not join the process group: simulated")
+    return distributed.group().rank
+
+
+def _never_joins(starts):
+    from layerprop import distributed
+    with open(starts, "a") as f:
+        f.write(os.environ["TORCHELASTIC_RUN_ID"] + "\n")
+    raise distributed.JoinError("distributed=True: could not join the process group: simulated")
+
+
+def _rank_0_fails_rank_1_cannot_join(starts):
+    from layerprop import distributed
+    with open(starts, "a") as f:
+        f.write(os.environ["TORCHELASTIC_RUN_ID"] + "\n")
+    if int(os.environ["RANK"]) == 0:
+        raise ValueError("a real error on rank 0")
+    raise distributed.JoinError("distributed=True: could not join the process group: simulated")
+
+
+def _runs_started(starts: Path) -> list:
+    ids = starts.read_text().split()
+    return sorted(set(ids), key=ids.index)
+
+
+def test_launch_starts_workers_again_when_they_could_not_join(tmp_path):
+    from layerprop import distributed
+    starts = tmp_path / "starts"
+    with pytest.warns(RuntimeWarning, match=r"could not connect .*simulated.*starting them again \(try 2 of 3\)"):
+        ranks = distributed.launch(2, _joins_on_the_second_start, (str(tmp_path / "first"), str(starts)))
+    assert ranks == [0, 1]
+    assert len(_runs_started(starts)) == 2 and len(starts.read_text().split()) == 4
+
+
+def test_launch_gives_up_after_join_tries(tmp_path):
+    from layerprop import distributed
+    starts = tmp_path / "starts"
+    with pytest.warns(RuntimeWarning, match="starting them again"), \
+            pytest.raises(distributed.JoinError, match="could not join the process group: simulated"):
+        distributed.launch(2, _never_joins, (str(starts),))
+    assert len(_runs_started(starts)) == distributed.JOIN_TRIES
+
+
+def test_launch_raises_a_real_error_at_once_beside_a_failed_join(tmp_path):
+    from layerprop import distributed
+    starts = tmp_path / "starts"
+    with pytest.raises(ValueError, match="a real error on rank 0"):
+        distributed.launch(2, _rank_0_fails_rank_1_cannot_join, (str(starts),))
+    assert len(_runs_started(starts)) == 1
+
+
+def test_cli_nproc_starts_again_when_gloo_could_not_connect(tmp_path, monkeypatch):
+    """gloo's own failure (init_process_group raising, as a stray connection to its port makes it):
+    `train --nproc 2` prints one warning line, starts the workers again and trains the same model."""
+    from layerprop import distributed
+    if distributed.START_METHOD != "fork":
+        pytest.skip("the workers see this test's patch only when forked")
+    real_init = torch_dist.init_process_group
+    marker = tmp_path / "first"
+
+    def flaky_init(*args, **kw):
+        if _first_start(marker):
+            raise RuntimeError("Gloo connectFullMesh failed with [pair.cc:553] Connection closed by peer (simulated)")
+        return real_init(*args, **kw)
+
+    monkeypatch.setattr(torch_dist, "init_process_group", flaky_init)
+    extra = ["--epochs", "2"]
+    res = CliRunner().invoke(cli, TRAIN + extra + ["--nproc", "2", "-o", str(tmp_path / "d.safetensors"), "-q"])
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.stderr.splitlines() if line.startswith("Warning:")]
+    assert len(warned) == 1 and "Connection closed by peer (simulated)" in warned[0] and "try 2 of 3" in warned[0]
+    assert_same_model(lp.load(tmp_path / "d.safetensors"), cli_single(tmp_path, extra, "s.safetensors"))

@@ -31,22 +31,30 @@ import math
 import os
 import sys
 import uuid
+import warnings
 
 import numpy as np
 
 from ._xp import is_numpy_array, to_numpy
 
-__all__ = ["DistributedError", "WorkerLostError", "Group", "group", "join", "launch", "part", "TORCHRUN_ENV"]
+__all__ = ["DistributedError", "JoinError", "WorkerLostError", "Group", "group", "join", "launch", "part", "TORCHRUN_ENV"]
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # set by torchrun for each worker
 TIMEOUT = datetime.timedelta(minutes=5)  # a collective that waits longer fails: a lost peer never hangs a run
 # fork: the workers start in ~0.1 s instead of importing torch again (~5 s); spawn where fork is unsafe
 START_METHOD = "fork" if sys.platform == "linux" else "spawn"
+JOIN_TRIES = 3  # launch() starts its workers again when they could not connect (JoinError), this often
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class DistributedError(RuntimeError):
     """A distributed run cannot start or go on (no PyTorch, not started by torchrun, ...)."""
+
+
+class JoinError(DistributedError):
+    """The process group could not be set up: gloo's connections between the processes failed.
+    On one machine this is transient: a stray connection to a gloo port while the processes
+    connect (a port scanner, another program's reconnecting client) makes gloo give up."""
 
 
 class WorkerLostError(DistributedError):
@@ -321,7 +329,7 @@ def group(cuda=False) -> Group:
         try:
             dist.init_process_group("nccl" if cuda else "gloo", timeout=TIMEOUT)
         except RuntimeError as e:
-            raise DistributedError(f"distributed=True: could not join the process group: {_one_line(e)}") from None
+            raise JoinError(f"distributed=True: could not join the process group: {_one_line(e)}") from None
         atexit.register(_leave)  # else gloo's threads may abort the interpreter's exit
     _pin_compute_thread()
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
@@ -442,7 +450,9 @@ def launch(nproc: int, fn, args=(), *, threads: int = 1, nice: int = WORKER_NICE
     yield to other programs on a busy machine; ``nice=0`` keeps their priority.
     An exception in a worker is raised here (a real error before a lost-contact one); a worker
     that dies (a signal, ``os._exit``) stops the others and raises :class:`WorkerLostError`
-    naming its rank.
+    naming its rank. Workers that could not set up their process group (:class:`JoinError`: gloo
+    gives up when a stray connection reaches its port while the workers connect) are started
+    again, with a warning, up to ``JOIN_TRIES`` times in all.
     """
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"nproc must be an integer >= 1; got {nproc!r}")
@@ -451,6 +461,22 @@ def launch(nproc: int, fn, args=(), *, threads: int = 1, nice: int = WORKER_NICE
     if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
         raise ValueError(f"nice must be an integer from 0 to 19; got {nice!r}")
     _torch()
+    for attempt in range(1, JOIN_TRIES + 1):
+        results = _launch_once(nproc, fn, args, threads, nice)
+        failed = [r.exc for r in results if isinstance(r, _Failed)]
+        if not failed:
+            return results
+        real = [e for e in failed if not isinstance(e, WorkerLostError)]
+        if attempt < JOIN_TRIES and real and all(isinstance(e, JoinError) for e in real):
+            # no step was taken: every collective needs every rank, and one never joined
+            warnings.warn(f"launch: the {nproc} processes could not connect ({_one_line(failed[0])}); "
+                          f"starting them again (try {attempt + 1} of {JOIN_TRIES})", RuntimeWarning, stacklevel=2)
+            continue
+        raise (real or failed)[0]
+
+
+def _launch_once(nproc, fn, args, threads, nice) -> list:
+    """One start of the workers (one rendezvous): their results by rank."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -462,12 +488,7 @@ def launch(nproc: int, fn, args=(), *, threads: int = 1, nice: int = WORKER_NICE
             out = elastic_launch(config, _worker)(fn, args, threads, nice)
         except ChildFailedError as e:
             raise WorkerLostError(_lost_message(e.failures, nproc), ranks=sorted(e.failures)) from None
-    results = [out[r] for r in range(nproc)]
-    failed = [r.exc for r in results if isinstance(r, _Failed)]
-    if failed:
-        real = [e for e in failed if not isinstance(e, WorkerLostError)]
-        raise (real or failed)[0]
-    return results
+    return [out[r] for r in range(nproc)]
 
 
 def _lost_message(failures, nproc) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from pathlib import Path
 
 import click
@@ -91,7 +92,7 @@ def launch_train(params: dict):
         raise click.UsageError("--device cuda with --nproc > 1: NCCL cannot put two ranks on one GPU; start one "
                                "process per GPU with torchrun and --distributed")
     _require_torch("--nproc")
-    from ..distributed import START_METHOD, WorkerLostError, launch
+    from ..distributed import START_METHOD, DistributedError, launch
 
     if START_METHOD == "fork":  # imported once here, shared by the forked workers (~2 s each otherwise)
         for name in ("layerprop.data", "layerprop.io", "layerprop.sgd", "layerprop.engines", "sklearn.datasets"):
@@ -100,8 +101,14 @@ def launch_train(params: dict):
     threads = params["threads"] or 1
     worker_params = dict(params, nproc=None, distributed=True, threads=threads)
     try:
-        launch(nproc, _train_worker, (worker_params,), threads=threads)
-    except WorkerLostError as e:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)
+            try:
+                launch(nproc, _train_worker, (worker_params,), threads=threads)
+            finally:  # launch's "starting them again" notes, one line each
+                for w in caught:
+                    click.echo(f"Warning: {w.message}", err=True)
+    except DistributedError as e:  # a lost worker, or workers that never connected
         raise click.ClickException(f"{e}; training stopped and no model was written.{_resume_hint(params)}") from None
     except CommandFailed as e:
         err = click.ClickException(e.message)
@@ -130,13 +137,13 @@ class CommandFailed(Exception):
 
 def _train_worker(params):
     """One worker of ``train --nproc``: the train command with ``--distributed``."""
-    from ..distributed import WorkerLostError
+    from ..distributed import JoinError, WorkerLostError
     from .train import train_command
 
     try:
         with click.Context(train_command, info_name="train") as ctx:
             ctx.invoke(train_command.callback, **params)
     except click.ClickException as e:
-        if isinstance(e.__context__, WorkerLostError):  # lost contact: the launcher names the lost rank
-            raise e.__context__ from None
+        if isinstance(e.__context__, (WorkerLostError, JoinError)):  # the launcher names the lost rank,
+            raise e.__context__ from None  # or starts the workers again
         raise CommandFailed(e.format_message(), e.exit_code) from None
