@@ -37,7 +37,8 @@ import numpy as np
 
 from ._xp import is_numpy_array, to_numpy
 
-__all__ = ["DistributedError", "JoinError", "WorkerLostError", "Group", "group", "join", "launch", "part", "TORCHRUN_ENV"]
+__all__ = ["DistributedError", "JoinError", "WorkerLostError", "Group", "group", "join", "launch", "part",
+           "TORCHRUN_ENV"]
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # set by torchrun for each worker
 TIMEOUT = datetime.timedelta(minutes=5)  # a collective that waits longer fails: a lost peer never hangs a run
@@ -469,7 +470,7 @@ def launch(nproc: int, fn, args=(), *, threads: int = 1, nice: int = WORKER_NICE
         real = [e for e in failed if not isinstance(e, WorkerLostError)]
         if attempt < JOIN_TRIES and real and all(isinstance(e, JoinError) for e in real):
             # no step was taken: every collective needs every rank, and one never joined
-            warnings.warn(f"launch: the {nproc} processes could not connect ({_one_line(failed[0])}); "
+            warnings.warn(f"launch: the {nproc} processes could not connect ({_one_line(real[0])}); "
                           f"starting them again (try {attempt + 1} of {JOIN_TRIES})", RuntimeWarning, stacklevel=2)
             continue
         raise (real or failed)[0]
