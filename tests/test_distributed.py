@@ -282,10 +282,8 @@ def test_cli_nproc_3_equals_the_single_process_run(tmp_path):
     assert_same_model(dist_model, cli_single(tmp_path, extra, "s.safetensors"))
 
 
-def _workers(pid):
-    """The worker processes the launcher started, in start order, which is rank order (by their
-    start time, then process id: ids alone are no order, they wrap around at pid_max, 32768 on
-    some machines)."""
+def _children(pid):
+    """[(start time, pid, command line)] of pid's child processes."""
     kids = []
     for d in os.listdir("/proc"):
         if d.isdigit():
@@ -294,9 +292,20 @@ def _workers(pid):
                 cmd = Path(f"/proc/{d}/cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat[1]) == pid and b"resource_tracker" not in cmd:
-                kids.append((int(stat[19]), int(d)))  # field 22 of stat: start time in clock ticks
-    return [k for _, k in sorted(kids)]
+            if int(stat[1]) == pid:
+                kids.append((int(stat[19]), int(d), cmd))  # field 22 of stat: start time in clock ticks
+    return kids
+
+
+def _workers(pid):
+    """The worker processes the launcher started (forked by multiprocessing's forkserver, a child of
+    pid, where that is the start method), in start order, which is rank order (by their start time,
+    then process id: ids alone are no order, they wrap around at pid_max, 32768 on some machines)."""
+    kids = [k for k in _children(pid) if b"resource_tracker" not in k[2]]
+    servers = [k for k in kids if b"forkserver" in k[2]]
+    if servers:
+        kids = [k for s in servers for k in _children(s[1])]
+    return [k for _, k, _ in sorted(kids)]
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the workers through /proc")
@@ -445,15 +454,15 @@ def test_launch_raises_a_real_error_at_once_beside_a_failed_join(tmp_path):
     assert len(_runs_started(starts)) == 1
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="the workers see the script's patch only when forked")
 def test_cli_nproc_starts_again_when_gloo_could_not_connect(tmp_path):
     """gloo's own failure (init_process_group raising, as a stray connection to its port makes it):
     `train --nproc 2` prints one warning line, starts the workers again and trains the same model.
     (A real subprocess: workers forked from this test process may crash in its thread pools.)"""
     extra = ["--epochs", "2"]
-    cmd = [sys.executable, str(HERE / "flaky_join_cli.py"), str(tmp_path / "first"), *TRAIN, *extra,
-           "--nproc", "2", "-o", str(tmp_path / "d.safetensors"), "-q"]
-    done = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=120)
+    cmd = [sys.executable, str(HERE / "flaky_join_cli.py"), *TRAIN, *extra, "--nproc", "2",
+           "-o", str(tmp_path / "d.safetensors"), "-q"]
+    env = dict(ENV, LAYERPROP_TEST_JOIN_MARKER=str(tmp_path / "first"))
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [
         "Warning: launch: the 2 processes could not connect (distributed=True: could not join the process "

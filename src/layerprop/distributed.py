@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os
 import sys
 import uuid
@@ -38,12 +39,17 @@ import numpy as np
 from ._xp import is_numpy_array, to_numpy
 
 __all__ = ["DistributedError", "JoinError", "WorkerLostError", "Group", "group", "join", "launch", "part",
-           "TORCHRUN_ENV"]
+           "preload", "TORCHRUN_ENV"]
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")  # set by torchrun for each worker
 TIMEOUT = datetime.timedelta(minutes=5)  # a collective that waits longer fails: a lost peer never hangs a run
-# fork: the workers start in ~0.1 s instead of importing torch again (~5 s); spawn where fork is unsafe
-START_METHOD = "fork" if sys.platform == "linux" else "spawn"
+# forkserver: each worker is forked from a server process that multiprocessing starts fresh (one
+# thread) and that has imported PRELOAD once, so workers start in ~0.1 s instead of importing torch
+# again (~2-5 s, spawn). Forking the caller instead (fork) copies the locks its other threads hold
+# at that moment: a worker of a forked launch once hung for good in getaddrinfo on the resolver's
+# lock (benchmarks/probe_gloo_stray.py, with the launcher's store busy), and another crashed.
+START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+PRELOAD = ("torch.distributed", "layerprop.distributed", "layerprop.sgd", "layerprop.engines")
 JOIN_TRIES = 3  # launch() starts its workers again when they could not connect (JoinError), this often
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -443,7 +449,9 @@ def launch(nproc: int, fn, args=(), *, threads: int = 1, nice: int = WORKER_NICE
     (torch.distributed's elastic launcher; the workers find torchrun's environment, so
     ``lp.sgd(..., distributed=True)`` works in them), and return their results by rank.
 
-    ``fn`` must be importable (where the workers are spawned rather than forked). ``threads``
+    ``fn`` must be importable, and a script that calls ``launch`` needs ``if __name__ ==
+    "__main__":`` (the workers, forked by multiprocessing's forkserver or spawned, import the
+    script as their main module; see START_METHOD). ``threads``
     compute threads per worker. With one thread each and a core each, a worker's computing
     thread is pinned to its core and its niceness raised by ``nice`` (0-19; gloo's communication
     threads keep theirs), so that the all-reduce's threads get a core the moment they wake: on 2
@@ -462,6 +470,8 @@ def launch(nproc: int, fn, args=(), *, threads: int = 1, nice: int = WORKER_NICE
     if isinstance(nice, bool) or not isinstance(nice, int) or not 0 <= nice <= 19:
         raise ValueError(f"nice must be an integer from 0 to 19; got {nice!r}")
     _torch()
+    if not _preload_set:
+        preload()
     for attempt in range(1, JOIN_TRIES + 1):
         results = _launch_once(nproc, fn, args, threads, nice)
         failed = [r.exc for r in results if isinstance(r, _Failed)]
@@ -474,6 +484,18 @@ def launch(nproc: int, fn, args=(), *, threads: int = 1, nice: int = WORKER_NICE
                           f"starting them again (try {attempt + 1} of {JOIN_TRIES})", RuntimeWarning, stacklevel=2)
             continue
         raise (real or failed)[0]
+
+
+_preload_set = False
+
+
+def preload(*modules):
+    """Have the forkserver import ``modules`` (and PRELOAD) before it forks the first worker:
+    they are imported once, not in every worker. No effect once the server has started."""
+    global _preload_set
+    if START_METHOD == "forkserver":
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["__main__", *PRELOAD, *modules])
+    _preload_set = True
 
 
 def _launch_once(nproc, fn, args, threads, nice) -> list:

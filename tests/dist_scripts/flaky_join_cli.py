@@ -1,10 +1,10 @@
 """`layerprop ARGS...` in which the first start's workers cannot set up their process group, as
 gloo fails when a stray connection reaches its port ("Gloo connectFullMesh failed ...").
 
-    python flaky_join_cli.py MARKER train ... --nproc 2
+    LAYERPROP_TEST_JOIN_MARKER=FILE python flaky_join_cli.py train ... --nproc 2
 
-The workers are forked from this process, so they see the patched init_process_group; MARKER
-(a file path) records the first start's run id.
+The workers import this script (as multiprocessing's main module), so the patch of
+init_process_group is made on import; FILE records the first start's run id.
 """
 
 import contextlib
@@ -13,8 +13,6 @@ import sys
 from pathlib import Path
 
 import torch.distributed as dist
-
-from layerprop.cli import main
 
 
 def first_start(marker: Path) -> bool:
@@ -31,12 +29,14 @@ _real_init = dist.init_process_group
 
 
 def flaky_init(*args, **kw):
-    if first_start(MARKER):
+    if first_start(Path(os.environ["LAYERPROP_TEST_JOIN_MARKER"])):
         raise RuntimeError("Gloo connectFullMesh failed with [pair.cc:553] Connection closed by peer (simulated)")
     return _real_init(*args, **kw)
 
 
-if __name__ == "__main__":
-    MARKER = Path(sys.argv[1])
+if os.environ.get("LAYERPROP_TEST_JOIN_MARKER"):
     dist.init_process_group = flaky_init
-    main(sys.argv[2:])
+
+if __name__ == "__main__":
+    from layerprop.cli import main
+    main(sys.argv[1:])

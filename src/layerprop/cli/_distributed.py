@@ -6,7 +6,6 @@ The training itself is ``lp.sgd(..., distributed=True)`` (``layerprop.distribute
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
 from pathlib import Path
@@ -92,11 +91,11 @@ def launch_train(params: dict):
         raise click.UsageError("--device cuda with --nproc > 1: NCCL cannot put two ranks on one GPU; start one "
                                "process per GPU with torchrun and --distributed")
     _require_torch("--nproc")
-    from ..distributed import START_METHOD, DistributedError, launch
+    from ..distributed import DistributedError, launch, preload
 
-    if START_METHOD == "fork":  # imported once here, shared by the forked workers (~2 s each otherwise)
-        for name in ("layerprop.data", "layerprop.io", "layerprop.sgd", "layerprop.engines", "sklearn.datasets"):
-            importlib.import_module(name)
+    # imported once by the server that forks the workers (~2 s in each worker otherwise)
+    preload("layerprop.cli._distributed", "layerprop.cli.train", "layerprop.data", "layerprop.io",
+            "sklearn.datasets")
 
     threads = params["threads"] or 1
     worker_params = dict(params, nproc=None, distributed=True, threads=threads)
