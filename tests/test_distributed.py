@@ -457,7 +457,7 @@ def test_launch_raises_a_real_error_at_once_beside_a_failed_join(tmp_path):
 def test_cli_nproc_starts_again_when_gloo_could_not_connect(tmp_path):
     """gloo's own failure (init_process_group raising, as a stray connection to its port makes it):
     `train --nproc 2` prints one warning line, starts the workers again and trains the same model.
-    (A real subprocess: workers forked from this test process may crash in its thread pools.)"""
+    (A real subprocess: its workers import the script, which patches init_process_group.)"""
     extra = ["--epochs", "2"]
     cmd = [sys.executable, str(HERE / "flaky_join_cli.py"), *TRAIN, *extra, "--nproc", "2",
            "-o", str(tmp_path / "d.safetensors"), "-q"]

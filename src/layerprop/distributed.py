@@ -30,7 +30,6 @@ import logging
 import math
 import multiprocessing
 import os
-import sys
 import uuid
 import warnings
 
@@ -47,9 +46,10 @@ TIMEOUT = datetime.timedelta(minutes=5)  # a collective that waits longer fails:
 # thread) and that has imported PRELOAD once, so workers start in ~0.1 s instead of importing torch
 # again (~2-5 s, spawn). Forking the caller instead (fork) copies the locks its other threads hold
 # at that moment: a worker of a forked launch once hung for good in getaddrinfo on the resolver's
-# lock (benchmarks/probe_gloo_stray.py, with the launcher's store busy), and another crashed.
+# lock (benchmarks/probe_gloo_stray.py, with the launcher's store busy).
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 PRELOAD = ("torch.distributed", "layerprop.distributed", "layerprop.sgd", "layerprop.engines")
+_preload_set = False  # preload() was called: the forkserver's list is set
 JOIN_TRIES = 3  # launch() starts its workers again when they could not connect (JoinError), this often
 _THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -484,9 +484,6 @@ def launch(nproc: int, fn, args=(), *, threads: int = 1, nice: int = WORKER_NICE
                           f"starting them again (try {attempt + 1} of {JOIN_TRIES})", RuntimeWarning, stacklevel=2)
             continue
         raise (real or failed)[0]
-
-
-_preload_set = False
 
 
 def preload(*modules):
