@@ -398,10 +398,15 @@ def test_launch_refuses_a_bad_niceness(nice):
 from flaky_join_cli import first_start as _first_start  # noqa: E402
 
 
-def _joins_on_the_second_start(marker, starts):
-    from layerprop import distributed
+def _record_start(starts):
+    """Appends this worker's run id (one per start of the workers) to the file ``starts``."""
     with open(starts, "a") as f:
         f.write(os.environ["TORCHELASTIC_RUN_ID"] + "\n")
+
+
+def _joins_on_the_second_start(marker, starts):
+    from layerprop import distributed
+    _record_start(starts)
     if _first_start(Path(marker)):
         raise distributed.JoinError("distributed=True: could not join the process group: simulated")
     return distributed.group().rank
@@ -409,15 +414,13 @@ def _joins_on_the_second_start(marker, starts):
 
 def _never_joins(starts):
     from layerprop import distributed
-    with open(starts, "a") as f:
-        f.write(os.environ["TORCHELASTIC_RUN_ID"] + "\n")
+    _record_start(starts)
     raise distributed.JoinError("distributed=True: could not join the process group: simulated")
 
 
 def _rank_0_fails_rank_1_cannot_join(starts):
     from layerprop import distributed
-    with open(starts, "a") as f:
-        f.write(os.environ["TORCHELASTIC_RUN_ID"] + "\n")
+    _record_start(starts)
     if int(os.environ["RANK"]) == 0:
         raise ValueError("a real error on rank 0")
     raise distributed.JoinError("distributed=True: could not join the process group: simulated")
