@@ -658,6 +658,15 @@ def bias_rows_update(bt, bo, s, gn, r0, r1, eta, lam_b):
 
 
 @jit
+def zero_phantoms(Wt, off_t, r0, r1, c0, c1):
+    """W_t[r, j] <- 0 for the phantom edges (off_t) in rows r0:r1, columns c0:c1."""
+    for r in range(r0, r1):
+        for j in range(c0, c1):
+            if off_t[r, j]:
+                Wt[r, j] = 0
+
+
+@jit
 def first_forward(p, P, W0, b0, has_bias, act1, X, rows, XP, O1, chars, ints, scal, slope):
     """Small batches: thread p's neurons r0:r1 of layer 1 (its rows of W_0). The batch's rows of
     X go into the thread's own XP[p]; o_1[:, r0:r1] = sigma_1(X_b W_0[r0:r1]^T + b_0[r0:r1]). Each
@@ -690,10 +699,7 @@ def first_update(p, P, W0, b0, has_bias, dense0, off0, boff0, XP, G1, gb0, eta, 
     gemm(True, 0, 1, k0, r1 - r0, n, f32(-eta / n), XP[p], k0, G1[0, r0:], k1, f32(1.0) - eta * lam,
          W0[r0:], k0, chars, ints[p], scal[p])
     if not dense0:
-        for r in range(r0, r1):
-            for j in range(k0):
-                if off0[r, j]:
-                    W0[r, j] = 0
+        zero_phantoms(W0, off0, r0, r1, 0, k0)
     if has_bias:
         bias_rows_update(b0, boff0, gb0, G1, r0, r1, eta, lam_b)
 
@@ -753,11 +759,7 @@ def minibatch_update(p, P, W, b, has_bias, dense, off, boff, O, G, gb, eta, lam,
             gemm(True, 0, 1, c1 - c0, k1, n, f32(-eta / n), O[t][0, c0:], k0, gn, k1, f32(1.0) - eta * lam,
                  Wt[0, c0:], k0, chars, ints[p], scal[p])
             if not dense[t]:
-                ot = off[t]
-                for r in range(k1):
-                    for j in range(c0, c1):
-                        if ot[r, j]:
-                            Wt[r, j] = 0
+                zero_phantoms(Wt, off[t], 0, k1, c0, c1)
         r0, r1 = p * k1 // P, (p + 1) * k1 // P
         if has_bias and r1 > r0:
             bias_rows_update(b[t], boff[t], gb[t], gn, r0, r1, eta, lam_b)
